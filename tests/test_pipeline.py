@@ -1,0 +1,131 @@
+"""The whole pipeline on a throw-away copy of the repository, at smoke scale: `dvc repro` to the PDF, bad input,
+determinism, and `dvc exp run -S algo.lr=0.0003`. Takes a few minutes."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, copy_repo, run
+
+DVC = str(BIN / "dvc")
+PYTHON = str(BIN / "python")
+
+
+def smoke_params(params: dict) -> dict:
+    "The committed params.yaml shrunk to smoke scale: short segments, tiny trainings, two seeds"
+    params["data"].update(start="2011-01-03", end="2019-12-31")
+    params["segments"] = {"specialist_train": ["2012-01-03", "2014-12-31"], "specialist_val": ["2015-01-02", "2015-12-31"],
+                          "cio_train": ["2016-01-04", "2017-12-29"], "cio_val": ["2018-01-02", "2018-12-31"],
+                          "test": ["2019-01-02", "2019-12-31"]}
+    params["algo"].update(total_timesteps=512, n_steps=128, batch_size=64, n_epochs=2, n_envs=1, eval_freq=256,
+                          net_arch=[32, 32])
+    params["seeds"] = [0, 1]
+    params["specialists"]["stat_arb"].update(check_paths=40, check_bars=300)
+    params["cio"]["algo"] = {"total_timesteps": 512}
+    return params
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(smoke_params(params), sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-q", "-m", "smoke copy"], root)
+    run([DVC, "pull", "-q", "data.dvc"], root)
+    return root
+
+
+def test_stage_before_its_inputs_names_the_missing_file(workspace):
+    output = "outputs/notebooks/03_master_env.ipynb"
+    result = run([PYTHON, "-m", "hrl_fund.config", "stage", "nbs/03_master_env.ipynb", output,
+                  "--sections", "segments,cio,specialists"], workspace, check=False)
+    assert result.returncode != 0
+    assert "outputs/specialists/stat_arb/returns.parquet" in result.stdout and "stage" in result.stdout
+    assert not (workspace / output).exists() and not (workspace / "outputs/cio/streams.parquet").exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("algo:\n  lr: 3e-4\n", "algo.lr must be a number"),
+    ("algo:\n  learning_rate: 0.1\n", "unknown key algo.learning_rate"),
+    ("optimiser:\n  lr: 0.1\n", "unknown key optimiser"),
+])
+def test_bad_params_stop_before_any_notebook_runs(workspace, edit, message):
+    params_file = workspace / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params.update(yaml.safe_load(edit) if "optimiser" in edit else {"algo": {**params["algo"], **yaml.safe_load(edit)["algo"]}})
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = run([DVC, "repro", "data"], workspace, check=False)
+    finally:
+        params_file.write_text(original)
+    assert result.returncode != 0 and message in result.stdout, result.stdout[-3000:]
+    assert not (workspace / "outputs/notebooks/00_data.ipynb").exists()
+
+
+def test_corrupted_raw_file_is_named(workspace):
+    target = workspace / "data/raw/stocks.parquet"
+    original = target.read_bytes()
+    target.write_bytes(original[: len(original) // 2])
+    try:
+        result = run([PYTHON, "-m", "hrl_fund.snapshot", "verify", "data/raw"], workspace, check=False)
+        assert result.returncode != 0 and "stocks.parquet is corrupted" in result.stdout
+    finally:
+        target.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def reproduced(workspace) -> Path:
+    run([DVC, "repro"], workspace, timeout=1800)
+    run(["git", "add", "-A"], workspace)
+    run(["git", "commit", "-q", "-m", "smoke results"], workspace)
+    return workspace
+
+
+def test_repro_builds_everything_to_the_pdf(reproduced):
+    pdf = reproduced / "paper/main.pdf"
+    assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
+    for name in ["results_table.tex", "numbers.tex", "equity_curves.pdf"]:
+        assert (reproduced / "paper/generated" / name).exists(), name
+    table = (reproduced / "paper/generated/results_table.tex").read_text()
+    assert "\\toprule" in table and "\\bottomrule" in table
+    metrics = json.loads((reproduced / "metrics/results.json").read_text())
+    assert metrics, "metrics/results.json is empty"
+    validation = json.loads((reproduced / "reports/env_validation.json").read_text())
+    assert all(check["passed"] for check in validation["stat_arb"]["checks"])
+    status = run([DVC, "status"], reproduced).stdout
+    assert "up to date" in status, status
+
+
+def test_same_seed_same_results(reproduced):
+    streams = reproduced / "outputs/specialists/stat_arb/returns.parquet"
+    allocator = reproduced / "outputs/cio/test_returns.parquet"
+    before = sha256(streams), sha256(allocator), (reproduced / "metrics/results.json").read_text()
+    run([DVC, "repro", "--force", "--single-item", "train_specialist@stat_arb"], reproduced)
+    run([DVC, "repro", "--force", "--single-item", "train_cio"], reproduced)
+    run([DVC, "repro"], reproduced)
+    after = sha256(streams), sha256(allocator), (reproduced / "metrics/results.json").read_text()
+    assert before == after
+
+
+def test_exp_run_reruns_training_and_downstream_only(reproduced):
+    result = run([DVC, "exp", "run", "-S", "algo.lr=0.0003"], reproduced, timeout=1800)
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"train_specialist@stat_arb", "train_cio", "results"} <= ran, ran
+    assert not ran & {"data", "env_validation"}, ran
+    shown = json.loads(run([DVC, "exp", "show", "--json"], reproduced).stdout)
+    text = json.dumps(shown)
+    assert "0.0003" in text
+    diff = json.loads(run([DVC, "metrics", "diff", "--json"], reproduced).stdout)
+    changed = [key for path in diff.values() for key, value in path.items() if value.get("diff")]
+    assert changed, f"no metric changed: {diff}"
