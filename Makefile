@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup tex data repro test test-notebooks test-pytest lab export clean-outputs
+.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export
 
 setup: $(STAMP)
 
@@ -50,8 +50,12 @@ repro: setup tex data
 	@ls -l paper/main.pdf
 
 test: setup tex data
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-notebooks
 	$(MAKE) --no-print-directory test-pytest
+
+lint:
+	$(BIN)/ruff check nbs/ tests/
 
 test-notebooks:
 	$(BIN)/nbdev-test --n-workers 2 --timing

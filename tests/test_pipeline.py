@@ -39,6 +39,8 @@ def workspace(tmp_path_factory) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump(smoke_params(params), sort_keys=False))
     run(["git", "init", "-q", "-b", "main"], root)
+    run(["git", "config", "user.name", "hrl_fund tests"], root)
+    run(["git", "config", "user.email", "tests@hrl-fund.invalid"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "smoke copy"], root)
     run([DVC, "pull", "-q", "data.dvc"], root)
