@@ -1,4 +1,4 @@
-"""Performance metrics on daily net returns, the equal-weight baseline, paper writers (booktabs tables, number macros, equity-curve figures) and stage 05: the one and only evaluation on the test segment
+"""The equal-weight baseline, paper writers (booktabs tables, number macros, equity-curve figures) and stage 05: the one and only evaluation on the test segment
 
 Docs: https://hrl-fund.github.io/hrl_fund/results.html.md"""
 
@@ -17,137 +17,14 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from .config import require, resolve_root, save_figure, write_json, write_text
+from .metrics import *
 
 # %% auto #0
-__all__ = ['ZERO_TOLERANCE', 'METRICS', 'PERCENT_METRICS', 'METRIC_LABELS', 'clean_returns', 'total_return', 'annual_return',
-           'annual_volatility', 'sharpe_ratio', 'sortino_ratio', 'drawdown', 'max_drawdown', 'calmar_ratio', 'win_rate',
-           'profit_factor', 'performance_table', 'seed_summary', 'equal_weight_returns', 'latex_escape', 'latex_number',
-           'latex_table', 'macro_name', 'latex_macros', 'equity_figure', 'read_stage_inputs', 'synthetic_inputs',
-           'display_name', 'evaluate_test_segment', 'paper_value', 'results_frame', 'comparison_word',
-           'results_numbers', 'results_metrics']
+__all__ = ['METRIC_LABELS', 'equal_weight_returns', 'latex_escape', 'latex_number', 'latex_table', 'macro_name', 'latex_macros',
+           'equity_figure', 'read_stage_inputs', 'synthetic_inputs', 'display_name', 'evaluate_test_segment',
+           'paper_value', 'results_frame', 'comparison_word', 'results_numbers', 'results_metrics']
 
 # %% ../nbs/05_results.ipynb #c006
-ZERO_TOLERANCE = 1e-12  # a daily dispersion or loss below this counts as zero
-
-def clean_returns(returns) -> np.ndarray:  # (n_obs,) finite daily returns
-    "`returns` as a float64 vector with NaN dropped; 2-D input or infinite values raise ValueError"
-    values = np.asarray(returns, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"returns must be one-dimensional, got shape {values.shape}")
-    values = values[~np.isnan(values)]
-    if np.isinf(values).any():
-        raise ValueError("returns contain infinite values")
-    return values
-
-# %% ../nbs/05_results.ipynb #c008
-def total_return(returns, *, periods_per_year: int = 252) -> float:
-    "Compounded return over the whole series, prod(1 + r) - 1 (`periods_per_year` unused, kept for one signature)"
-    values = clean_returns(returns)
-    if values.size == 0:
-        return math.nan
-    return float(np.prod(1.0 + values) - 1.0)
-
-def annual_return(returns, *, periods_per_year: int = 252) -> float:
-    "Compound annual growth rate: (1 + total return) ** (periods_per_year / n_obs) - 1; -1 once wealth is gone"
-    values = clean_returns(returns)
-    if values.size == 0:
-        return math.nan
-    wealth = 1.0 + total_return(values)
-    if wealth <= 0:
-        return -1.0
-    return float(wealth ** (periods_per_year / values.size) - 1.0)
-
-def annual_volatility(returns, *, periods_per_year: int = 252) -> float:
-    "Sample standard deviation (ddof=1) of the returns times sqrt(periods_per_year)"
-    values = clean_returns(returns)
-    if values.size < 2:
-        return math.nan
-    return float(values.std(ddof=1) * np.sqrt(periods_per_year))
-
-# %% ../nbs/05_results.ipynb #c012
-def sharpe_ratio(returns, *, periods_per_year: int = 252) -> float:
-    "Annualised Sharpe ratio (risk-free rate 0): mean / std(ddof=1) * sqrt(periods_per_year)"
-    values = clean_returns(returns)
-    if values.size < 2:
-        return math.nan
-    deviation = values.std(ddof=1)
-    if deviation <= ZERO_TOLERANCE:
-        return math.nan
-    return float(values.mean() / deviation * np.sqrt(periods_per_year))
-
-def sortino_ratio(returns, *, periods_per_year: int = 252) -> float:
-    "Annualised Sortino ratio: mean / sqrt(mean(min(r, 0)^2)) * sqrt(periods_per_year) (target 0, all days in the mean)"
-    values = clean_returns(returns)
-    if values.size < 2:
-        return math.nan
-    downside = np.sqrt(np.mean(np.minimum(values, 0.0) ** 2))
-    if downside <= ZERO_TOLERANCE:
-        return math.nan
-    return float(values.mean() / downside * np.sqrt(periods_per_year))
-
-# %% ../nbs/05_results.ipynb #c016
-def drawdown(returns) -> np.ndarray:  # (n_obs,) fall from the running peak of wealth, >= 0
-    "Drawdown after each period, as a positive fraction of the running peak; wealth starts at 1 (so day one can be a drawdown)"
-    values = clean_returns(returns)
-    wealth = np.cumprod(1.0 + values)  # (n_obs,)
-    peak = np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:]  # (n_obs,)
-    return 1.0 - wealth / peak
-
-def max_drawdown(returns, *, periods_per_year: int = 252) -> float:
-    "Largest peak-to-trough fall of wealth, as a positive fraction (`periods_per_year` unused)"
-    values = clean_returns(returns)
-    if values.size == 0:
-        return math.nan
-    return float(np.max(drawdown(values)))
-
-def calmar_ratio(returns, *, periods_per_year: int = 252) -> float:
-    "Annual return divided by maximum drawdown; NaN without a drawdown"
-    worst = max_drawdown(returns)
-    if math.isnan(worst) or worst <= ZERO_TOLERANCE:
-        return math.nan
-    return float(annual_return(returns, periods_per_year=periods_per_year) / worst)
-
-# %% ../nbs/05_results.ipynb #c020
-def win_rate(returns, *, periods_per_year: int = 252) -> float:
-    "Share of winning days among days with a non-zero return (flat days are neither wins nor losses)"
-    values = clean_returns(returns)
-    active = values[values != 0]
-    if active.size == 0:
-        return math.nan
-    return float(np.sum(active > 0) / active.size)
-
-def profit_factor(returns, *, periods_per_year: int = 252) -> float:
-    "Sum of gains over the absolute sum of losses; NaN without a losing day"
-    values = clean_returns(returns)
-    losses = -values[values < 0].sum()
-    if losses <= ZERO_TOLERANCE:
-        return math.nan
-    return float(values[values > 0].sum() / losses)
-
-# %% ../nbs/05_results.ipynb #c025
-METRICS = {
-    "total_return": total_return, "annual_return": annual_return, "annual_volatility": annual_volatility,
-    "sharpe_ratio": sharpe_ratio, "sortino_ratio": sortino_ratio, "max_drawdown": max_drawdown,
-    "calmar_ratio": calmar_ratio, "win_rate": win_rate, "profit_factor": profit_factor,
-}
-PERCENT_METRICS = ("total_return", "annual_return", "annual_volatility", "max_drawdown", "win_rate")
-
-def performance_table(returns_df: pd.DataFrame, periods_per_year: int = 252) -> pd.DataFrame:
-    "Every metric of every column of `returns_df` (n_obs x n_strategies daily returns): strategies x metrics"
-    rows = {name: {metric: function(returns_df[name], periods_per_year=periods_per_year)
-                   for metric, function in METRICS.items()}
-            for name in returns_df.columns}
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(METRICS))
-    table.index.name = "strategy"
-    return table
-
-# %% ../nbs/05_results.ipynb #c030
-def seed_summary(seed_returns: pd.DataFrame, periods_per_year: int = 252) -> pd.DataFrame:
-    "Mean and std over seeds (columns of `seed_returns`, n_obs x n_seeds) of every metric: metrics x [mean, std]"
-    per_seed = performance_table(seed_returns, periods_per_year=periods_per_year)  # (n_seeds, n_metrics)
-    return pd.DataFrame({"mean": per_seed.mean(skipna=False), "std": per_seed.std(ddof=1, skipna=False)})
-
-# %% ../nbs/05_results.ipynb #c033
 def equal_weight_returns(sleeve_returns: pd.DataFrame, *, rebalance_cost_bps: float = 0.0) -> pd.Series:
     "Daily net returns of an equal-weight fund over the columns of `sleeve_returns` (n_obs x n_sleeves), rebalanced daily"
     values = sleeve_returns.to_numpy(dtype=np.float64)  # (n_obs, n_sleeves)
@@ -165,7 +42,7 @@ def equal_weight_returns(sleeve_returns: pd.DataFrame, *, rebalance_cost_bps: fl
         growth[0] *= 1.0 - cost_rate * 1.0
     return pd.Series(growth - 1.0, index=sleeve_returns.index, name="equal_weight")
 
-# %% ../nbs/05_results.ipynb #c037
+# %% ../nbs/05_results.ipynb #c010
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -198,7 +75,7 @@ def latex_table(df: pd.DataFrame, path: str | Path, caption: str, label: str, *,
              *body, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return write_text(path, "% generated by hrl_fund.evaluation (stage 05): do not edit\n" + "\n".join(lines) + "\n")
 
-# %% ../nbs/05_results.ipynb #c040
+# %% ../nbs/05_results.ipynb #c013
 _DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 def macro_name(*parts: str) -> str:
@@ -231,7 +108,7 @@ def latex_macros(numbers: dict, path: str | Path, *, float_format: str = "{:.2f}
         lines.append(rf"\newcommand{{\{name}}}{{{text}}}")
     return write_text(path, "\n".join(lines) + "\n")
 
-# %% ../nbs/05_results.ipynb #c043
+# %% ../nbs/05_results.ipynb #c016
 def equity_figure(returns_df: pd.DataFrame, seed_bands: dict[str, pd.DataFrame] | None = None,
                   labels: dict[str, str] | None = None) -> Figure:
     "Equity curves and drawdowns of the columns of `returns_df` (n_obs x n_strategies), with optional seed bands"
@@ -259,7 +136,7 @@ def equity_figure(returns_df: pd.DataFrame, seed_bands: dict[str, pd.DataFrame] 
     figure.align_ylabels()
     return figure
 
-# %% ../nbs/05_results.ipynb #c046
+# %% ../nbs/05_results.ipynb #c019
 def read_stage_inputs(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Read `outputs/cio/streams.parquet` (stage 03) and `outputs/cio/test_returns.parquet` (stage 04) under `root`"
     root = Path(root)
@@ -271,7 +148,7 @@ def read_stage_inputs(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValueError(f"{root / 'outputs/cio/test_returns.parquet'} has no seed_<k> columns: {list(allocator.columns)}")
     return streams, allocator[seed_columns]
 
-# %% ../nbs/05_results.ipynb #c049
+# %% ../nbs/05_results.ipynb #c022
 def synthetic_inputs(test_segment: list[str], seeds: list[int], *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Seeded synthetic (streams, allocator seed returns) on the business days of `test_segment`, for smoke runs"
     dates = pd.bdate_range(test_segment[0], test_segment[1], name="date")
@@ -288,7 +165,7 @@ def synthetic_inputs(test_segment: list[str], seeds: list[int], *, seed: int = 0
         allocator[f"seed_{seed_value}"] = (weights * streams.to_numpy()).sum(axis=1) + noise - 0.00002
     return streams, pd.DataFrame(allocator, index=dates)
 
-# %% ../nbs/05_results.ipynb #c052
+# %% ../nbs/05_results.ipynb #c025
 def display_name(strategy: str) -> str:
     "Human label of a strategy key: allocator, equal_weight, <specialist>, <specialist>_baseline"
     fixed = {"allocator": "PPO allocator", "equal_weight": "Equal weight", "cash": "Cash"}
@@ -319,7 +196,7 @@ def evaluate_test_segment(streams: pd.DataFrame, allocator: pd.DataFrame, test_s
             "allocator_summary": seed_summary(allocator, periods_per_year=periods_per_year),
             "table": performance_table(others, periods_per_year=periods_per_year)}
 
-# %% ../nbs/05_results.ipynb #c055
+# %% ../nbs/05_results.ipynb #c028
 METRIC_LABELS = {"total_return": "Total return (%)", "annual_return": "Annual return (%)",
                  "annual_volatility": "Annual volatility (%)", "sharpe_ratio": "Sharpe ratio",
                  "sortino_ratio": "Sortino ratio", "max_drawdown": "Max drawdown (%)", "calmar_ratio": "Calmar ratio",

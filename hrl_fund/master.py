@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from tqdm.std import tqdm
 
 from .allocator import TRADING_DAYS, AllocatorEnv, synthetic_streams
+from .metrics import sharpe_ratio
 
 # %% auto #0
 __all__ = ['ALGO_DEFAULTS', 'CIO_DEFAULTS', 'ENV_KEYS', 'allocator_settings', 'train_allocator', 'run_allocator']
@@ -82,10 +83,6 @@ class _ProgressBar(BaseCallback):
     def _on_training_end(self) -> None:
         self.bar.close()
 
-def _sharpe_ratio(returns: np.ndarray) -> float:  # (n_obs,) daily returns
-    volatility = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-    return float(np.mean(returns) / volatility * np.sqrt(TRADING_DAYS)) if volatility > 1e-12 else 0.0
-
 def _monitored(returns: pd.DataFrame, segment, env_kwargs: dict, episode_length: int | None):
     "A factory of a Monitor-wrapped AllocatorEnv (DummyVecEnv wants callables)"
     return lambda: Monitor(AllocatorEnv(returns, segment=tuple(segment), episode_length=episode_length, **env_kwargs))
@@ -137,7 +134,7 @@ def train_allocator(returns: pd.DataFrame,  # (n_days, n_assets) daily net retur
          "train_segment": list(segments["cio_train"]), "validation_segment": list(segments["cio_val"])},
         indent=2, sort_keys=True) + "\n")
     validation_returns, _ = run_allocator(out_dir, returns, segments["cio_val"])
-    return {"seed": int(seed), "validation_sharpe": _sharpe_ratio(validation_returns.to_numpy()),
+    return {"seed": int(seed), "validation_sharpe": float(np.nan_to_num(sharpe_ratio(validation_returns, periods_per_year=TRADING_DAYS))),
             "best_validation_reward": float(evaluation.best_mean_reward), "timesteps": int(model.num_timesteps),
             "evaluations": len(evaluation.evaluations_results), "wall_time_s": time.perf_counter() - began}
 

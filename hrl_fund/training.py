@@ -32,6 +32,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, sync_envs_normalization
 
 from .config import PARAMS_SCHEMA, write_json
+from .metrics import max_drawdown, sharpe_ratio, total_return
 
 # %% auto #0
 __all__ = ['REQUIRED_HYPER', 'OPTIONAL_HYPER', 'ALGORITHMS', 'merge_hyper', 'tensorboard_available', 'tensorboard_dir',
@@ -272,17 +273,15 @@ def run_policy(policy: Callable | BaseAlgorithm, env: gym.Env, seed: int = 0) ->
 def stream_metrics(frame: pd.DataFrame, periods_per_year: int = 252) -> dict[str, float]:
     "Total return, Sharpe, max drawdown, mean daily turnover and total costs of a `run_policy` frame"
     returns = frame["return"].to_numpy(dtype=np.float64)  # (n_days,)
-    nav = np.concatenate([[1.0], np.cumprod(1 + returns)])  # (n_days + 1,)
-    volatility = returns.std(ddof=1) if len(returns) > 1 else 0.0
-    sharpe = returns.mean() / volatility * math.sqrt(periods_per_year) if volatility > 0 else 0.0
+    sharpe = np.nan_to_num(sharpe_ratio(returns, periods_per_year=periods_per_year))  # a flat book scores 0
     previous_equity = (frame["equity"] / (1 + frame["return"])).to_numpy()  # (n_days,) equity before each day
     if "turnover" in frame and frame["turnover"].notna().all():
         turnover = frame["turnover"].to_numpy(dtype=np.float64)
     else:
         position = frame.filter(like="position").to_numpy(dtype=np.float64)  # (n_days, n_legs)
         turnover = np.abs(np.diff(position, axis=0, prepend=0.0)).sum(axis=1)
-    return {"total_return": float(nav[-1] - 1), "sharpe_ratio": float(sharpe),
-            "max_drawdown": float(np.max(1 - nav / np.maximum.accumulate(nav))),
+    return {"total_return": float(total_return(returns)), "sharpe_ratio": float(sharpe),
+            "max_drawdown": float(max_drawdown(returns)),
             "mean_turnover": float(np.mean(turnover)) if len(turnover) else 0.0,
             "total_costs": float(np.sum(frame["cost"].to_numpy() / previous_equity)), "n_days": int(len(returns))}
 

@@ -13,6 +13,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..metrics import max_drawdown as returns_max_drawdown
+from ..metrics import sharpe_ratio
+
 # %% auto #0
 __all__ = ['CostModel', 'Ledger', 'rollout', 'max_drawdown', 'episode_metrics']
 
@@ -131,17 +134,16 @@ def rollout(env, policy: Callable[[np.ndarray], np.ndarray], seed: int | None = 
 
 # %% ../../nbs/01a_env_core.ipynb #c020
 def max_drawdown(nav: np.ndarray) -> float:  # (n_obs,) net asset value path
-    "Largest peak-to-trough fall of `nav`, as a positive fraction"
-    if len(nav) == 0:
+    "Largest peak-to-trough fall of `nav`, as a positive fraction (0 for fewer than two values)"
+    if len(nav) < 2:
         return 0.0
-    return float(np.max(1 - nav / np.maximum.accumulate(nav)))
+    return float(returns_max_drawdown(np.diff(nav) / nav[:-1]))
 
 def episode_metrics(trace: dict[str, np.ndarray], periods_per_year: int = 252) -> dict[str, float]:
     "Total return, annualised Sharpe, max drawdown, mean daily turnover and total costs of a `rollout` trace"
     equity = np.concatenate([[trace["start_equity"]], trace["equity"]])  # (n_steps + 1,)
     returns = np.diff(equity) / equity[:-1]                                # (n_steps,) daily net returns
-    volatility = returns.std(ddof=1) if len(returns) > 1 else 0.0
-    sharpe = float(returns.mean() / volatility * math.sqrt(periods_per_year)) if volatility > 0 else 0.0
+    sharpe = float(np.nan_to_num(sharpe_ratio(returns, periods_per_year=periods_per_year)))  # flat book: 0
     return {"total_return": float(equity[-1] / equity[0] - 1),
             "sharpe_ratio": sharpe,
             "max_drawdown": max_drawdown(equity),
