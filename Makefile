@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export
+.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export bench-data
 
 setup: $(STAMP)
 
@@ -65,6 +65,10 @@ test-pytest:
 
 lab: setup data
 	$(BIN)/jupyter lab --notebook-dir=nbs
+
+# Build every processed dataset and feature set from the raw snapshot; wall time and peak memory to reports/bench/data.json
+bench-data: setup data
+	$(BIN)/python -m hrl_fund.data bench --out reports/bench/data.json
 
 export: setup
 	$(BIN)/nbdev-export

@@ -144,7 +144,8 @@ _SEGMENT = ListOf(ISO_DATE, length=2)
 
 PARAMS_SCHEMA = {
     "data": {"start": ISO_DATE, "end": ISO_DATE, "max_gap_days": int, "stale_run_days": int,
-             "outlier_sigma": Number, "eda_tickers": ListOf(str)},
+             "outlier_sigma": Number, "bad_print_sigma": Number},
+    "markets": OPEN,
     "segments": {"specialist_train": _SEGMENT, "specialist_val": _SEGMENT, "cio_train": _SEGMENT,
                  "cio_val": _SEGMENT, "test": _SEGMENT},
     "costs": NamedBlocks(_COSTS),

