@@ -16,11 +16,12 @@ from scipy import optimize, signal, stats
 
 # %% auto #0
 __all__ = ['SCHWARTZ_SMITH_2000', 'FX_PAIRS', 'TENOR_YEARS', 'SLEEVE_MATURITIES', 'checked', 'gbm_paths', 'calibrate_gbm',
-           'heston_paths', 'heston_log_cumulants', 'bs_price', 'bs_greeks', 'skewed_vol', 'implied_vol_surface',
-           'SchwartzSmith', 'schwartz_smith_variance', 'fit_schwartz_smith', 'futures_price', 'schwartz_smith_paths',
-           'schwartz_smith_filter', 'contract_expiries', 'futures_curve', 'roll_schedule', 'rolled_pnl', 'fx_quotes',
-           'triangle_edges', 'as_quotes', 'as_simulate', 'synthetic_crypto', 'par_bond_price',
-           'par_bond_duration_convexity', 'bond_total_return', 'cash_return', 'treasury_sleeves', 'tail_hedge_index']
+           'heston_paths', 'heston_log_cumulants', 'calibrate_heston', 'bs_price', 'bs_greeks', 'skewed_vol',
+           'implied_vol_surface', 'SchwartzSmith', 'schwartz_smith_variance', 'fit_schwartz_smith', 'futures_price',
+           'schwartz_smith_paths', 'schwartz_smith_filter', 'contract_expiries', 'futures_curve', 'roll_schedule',
+           'rolled_pnl', 'fx_quotes', 'triangle_edges', 'as_quotes', 'as_simulate', 'synthetic_crypto',
+           'par_bond_price', 'par_bond_duration_convexity', 'bond_total_return', 'cash_return', 'treasury_sleeves',
+           'tail_hedge_index']
 
 # %% ../nbs/00c_markets.ipynb #c006
 def checked(name: str, value, *, minimum: float | None = None, strict: bool = False,
@@ -117,7 +118,33 @@ def heston_log_cumulants(v0: float, mu: float, kappa: float, theta: float, xi: f
     variance = float(-((plus + minus) / step**2).real)
     return mean, variance
 
-# %% ../nbs/00c_markets.ipynb #c021
+# %% ../nbs/00c_markets.ipynb #c020
+def calibrate_heston(spot: pd.Series, vix: pd.Series, periods_per_year: int = 252,
+                     min_variance: float = 1e-3) -> dict[str, float]:
+    "Heston parameters (v0, mu, kappa, theta, xi, rho) from an index and its VIX-style volatility index (in %)"
+    frame = pd.concat({"spot": spot, "vix": vix}, axis=1).dropna()
+    if len(frame) < 100:
+        raise ValueError(f"calibrate_heston needs at least 100 days with both series, got {len(frame)}")
+    if (frame <= 0).any().any():
+        raise ValueError("calibrate_heston needs positive prices and volatility levels")
+    dt = 1 / periods_per_year
+    variance = (frame["vix"].to_numpy() / 100) ** 2  # (n_obs,)
+    log_returns = np.diff(np.log(frame["spot"].to_numpy()))  # (n_obs - 1,)
+    usable = variance[:-1] >= min_variance  # (n_obs - 1,) near zero, dividing by √v only amplifies noise
+    root = np.sqrt(variance[:-1][usable])
+    design = np.column_stack([1 / root, root])  # Δv/√v = κθdt/√v − κdt·√v + ξ√dt·ε
+    coefficients, *_ = np.linalg.lstsq(design, np.diff(variance)[usable] / root, rcond=None)
+    kappa = -coefficients[1] / dt
+    theta = coefficients[0] / (kappa * dt)
+    residual = np.diff(variance)[usable] / root - design @ coefficients
+    xi = residual.std(ddof=2) / math.sqrt(dt)
+    mu = log_returns.mean() / dt + 0.5 * variance[:-1].mean()
+    price_shock = (log_returns[usable] - (mu - 0.5 * root**2) * dt) / root
+    rho = float(np.corrcoef(residual, price_shock)[0, 1])
+    return {"v0": float(variance[-1]), "mu": float(mu), "kappa": float(kappa), "theta": float(theta),
+            "xi": float(xi), "rho": rho}
+
+# %% ../nbs/00c_markets.ipynb #c024
 def _bs_inputs(spot, strike, tau, rate, vol, dividend):
     spot = checked("spot", spot, minimum=0.0, strict=True)
     strike = checked("strike", strike, minimum=0.0, strict=True)
@@ -162,7 +189,7 @@ def bs_greeks(spot, strike, tau, rate, vol, kind: str = "call", dividend=0.0) ->
         rho = -strike * tau * discount * stats.norm.cdf(-d2)
     return {"delta": delta, "gamma": gamma, "vega": vega, "theta": theta, "rho": rho}
 
-# %% ../nbs/00c_markets.ipynb #c028
+# %% ../nbs/00c_markets.ipynb #c031
 def skewed_vol(atm_vol, log_moneyness, tau, skew: float = -0.1, curvature: float = 0.02,
                floor_fraction: float = 0.25) -> np.ndarray:
     "Implied vol atm_vol (1 + skew x + curvature x^2), x = log(K/F) / (atm_vol sqrt(tau)), floored at floor_fraction atm_vol"
@@ -184,7 +211,7 @@ def implied_vol_surface(atm_vol, log_moneyness, taus, skew: float = -0.1,
     grid_moneyness = np.atleast_1d(np.asarray(log_moneyness, dtype=np.float64))[None, None, :]
     return skewed_vol(atm, grid_moneyness, grid_tau, skew, curvature)
 
-# %% ../nbs/00c_markets.ipynb #c034
+# %% ../nbs/00c_markets.ipynb #c037
 @dataclass(frozen=True)
 class SchwartzSmith:
     "Parameters of the Schwartz–Smith (2000) short-term/long-term model, per year"
@@ -253,7 +280,7 @@ def fit_schwartz_smith(spot: pd.Series, rho: float = 0.300, lambda_chi: float = 
                    "combined_variance": combined, "n_obs": int(log_spot.size), "cost": float(solution.cost)}
     return params, diagnostics
 
-# %% ../nbs/00c_markets.ipynb #c036
+# %% ../nbs/00c_markets.ipynb #c039
 def futures_price(chi, xi, tau, params: SchwartzSmith) -> np.ndarray:
     "Closed-form Schwartz–Smith futures price exp(e^{-kappa tau} chi + xi + A(tau)), broadcast over the arguments"
     chi, xi = checked("chi", chi), checked("xi", xi)
@@ -322,7 +349,7 @@ def schwartz_smith_filter(log_spot: np.ndarray, params: SchwartzSmith, dt: float
         filtered[index] = state
     return filtered, log_likelihood
 
-# %% ../nbs/00c_markets.ipynb #c042
+# %% ../nbs/00c_markets.ipynb #c045
 def contract_expiries(start, end) -> pd.DatetimeIndex:
     "Last trading days of monthly contracts delivering between `start` and `end` (3 business days before the 25th of the prior month)"
     delivery = pd.date_range(pd.Timestamp(start).to_period("M").to_timestamp(), pd.Timestamp(end), freq="MS")
@@ -374,7 +401,7 @@ def rolled_pnl(curve: np.ndarray, held: np.ndarray, position: float = 1.0,
         raise ValueError("a held contract has no price (expired before its roll): increase roll_days or list more contracts")
     return pnl - cost, cost
 
-# %% ../nbs/00c_markets.ipynb #c051
+# %% ../nbs/00c_markets.ipynb #c054
 FX_PAIRS = ("EURUSD", "EURGBP", "GBPUSD")
 
 def fx_quotes(fixings: pd.DataFrame, spread_bps=1.0, mispricing_intensity: float = 0.0,
@@ -413,7 +440,7 @@ def triangle_edges(quotes: pd.DataFrame) -> pd.DataFrame:  # (n_dates, 2)
     gbp_first = quotes["EURGBP_bid"] * quotes["GBPUSD_bid"] / quotes["EURUSD_ask"] - 1
     return pd.DataFrame({"eur_usd_gbp_eur": usd_first, "eur_gbp_usd_eur": gbp_first})
 
-# %% ../nbs/00c_markets.ipynb #c058
+# %% ../nbs/00c_markets.ipynb #c061
 def as_quotes(mid, inventory, time_left, gamma: float, sigma: float, k: float) -> dict[str, np.ndarray]:
     "Avellaneda–Stoikov reservation price, optimal total spread, and bid/ask quotes (broadcast)"
     mid, inventory = checked("mid", mid), checked("inventory", inventory)
@@ -460,7 +487,7 @@ def as_simulate(strategy: str, n_paths: int, rng: np.random.Generator, s0: float
             mid = mid + sigma * math.sqrt(dt) * rng.standard_normal(n_paths)
     return {"profit": cash + inventory * mid, "inventory": inventory, "mean_spread": float(spreads.mean())}
 
-# %% ../nbs/00c_markets.ipynb #c065
+# %% ../nbs/00c_markets.ipynb #c068
 def synthetic_crypto(btc_returns: pd.Series, eth_returns: pd.Series, names: list[str], rng: np.random.Generator,
                      loadings: np.ndarray | None = None, beta_range: tuple[float, float] = (0.3, 0.9),
                      idio_vol: float = 0.6, jump_intensity: float = 6.0, jump_mean: float = -0.02,
@@ -498,7 +525,7 @@ def synthetic_crypto(btc_returns: pd.Series, eth_returns: pd.Series, names: list
                         index=pd.Index(list(names), name="ticker"))
     return prices, meta
 
-# %% ../nbs/00c_markets.ipynb #c070
+# %% ../nbs/00c_markets.ipynb #c073
 TENOR_YEARS = {"1 Mo": 1 / 12, "2 Mo": 2 / 12, "3 Mo": 0.25, "4 Mo": 4 / 12, "6 Mo": 0.5, "1 Yr": 1.0, "2 Yr": 2.0,
                "3 Yr": 3.0, "5 Yr": 5.0, "7 Yr": 7.0, "10 Yr": 10.0, "20 Yr": 20.0, "30 Yr": 30.0}
 SLEEVE_MATURITIES = {"treasury_2y": 2.0, "treasury_7_10y": 8.5, "treasury_20_30y": 25.0}
@@ -571,7 +598,7 @@ def treasury_sleeves(curve: pd.DataFrame, tbill_pct: pd.Series, calendar: pd.Dat
     frame = pd.DataFrame(returns, index=calendar).fillna(0.0)
     return (1.0 + frame).cumprod()
 
-# %% ../nbs/00c_markets.ipynb #c079
+# %% ../nbs/00c_markets.ipynb #c082
 def tail_hedge_index(spot: pd.Series, vix: pd.Series, tbill_pct: pd.Series, *, budget: float = 0.01,
                      moneyness: float = 0.95, tenor_days: int = 21, skew: float = -0.1, curvature: float = 0.02,
                      half_spread_vol_points: float = 0.5) -> pd.Series:  # (n_dates,) sleeve value, starts at 1
