@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export bench-data
+.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export bench-data bench-envs
 
 setup: $(STAMP)
 
@@ -69,6 +69,10 @@ lab: setup data
 # Build every processed dataset and feature set from the raw snapshot; wall time and peak memory to reports/bench/data.json
 bench-data: setup data
 	$(BIN)/python -m hrl_fund.data bench --out reports/bench/data.json
+
+# Step every specialist env (random actions, one env, one core) and the batched allocator; to reports/bench/envs.json
+bench-envs: setup data
+	$(BIN)/python -c "from hrl_fund.envs import bench_envs; bench_envs('reports/bench/envs.json')"
 
 export: setup
 	$(BIN)/nbdev-export

@@ -7,31 +7,63 @@ Docs: https://hrl-fund.github.io/hrl_fund/specialist_envs.html.md"""
 # %% ../../nbs/01_specialist_envs.ipynb #c002
 from __future__ import annotations
 
+import importlib
+import json
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 
 from .core import CostModel, Ledger, episode_metrics, max_drawdown, rollout
-from .stat_arb import StatArbEnv, ZScoreRule, zscore_baseline
 
 # %% auto #0
-__all__ = ['SPECIALISTS', 'ALLOCATOR_ID', 'Specialist', 'register_envs', 'baseline_policy']
+__all__ = ['SPECIALISTS', 'ALLOCATOR_ID', 'Specialist', 'register_envs', 'baseline_policy', 'bench_env', 'bench_envs']
 
 # %% ../../nbs/01_specialist_envs.ipynb #c005
 @dataclass(frozen=True)
 class Specialist:
-    "One specialist: its gym id, its SB3 algorithm name and its classical baseline factory"
-    name: str                                   # snake_case key, as in params.yaml
-    env_id: str                                 # gymnasium id, hrl_fund/<CamelCase>-v0
-    entry_point: str                            # "module:Class" of the env
-    algo: str                                   # SB3 algorithm name
-    baseline: Callable[..., Callable[[np.ndarray], np.ndarray]]  # (env, **rule_params) -> (obs -> action)
+    "One specialist: gym id, SB3 algorithm, asset class, and the names of its env class and baselines in hrl_fund.envs.<name>"
+    name: str                       # snake_case key, as in params.yaml
+    env_id: str                     # gymnasium id, hrl_fund/<CamelCase>-v0
+    env_class: str                  # class name in hrl_fund.envs.<name>
+    algo: str                       # SB3 algorithm name
+    asset_class: str                # params.yaml costs.<asset_class> it pays
+    baselines: tuple[str, ...]      # baseline factory names in hrl_fund.envs.<name>; the first is the primary
 
-SPECIALISTS: dict[str, Specialist] = {
-    "stat_arb": Specialist("stat_arb", "hrl_fund/StatArb-v0", "hrl_fund.envs.stat_arb:StatArbEnv", "PPO", zscore_baseline),
-}
+    @property
+    def module(self) -> str:
+        return f"hrl_fund.envs.{self.name}"
+
+    @property
+    def entry_point(self) -> str:
+        return f"{self.module}:{self.env_class}"
+
+    def _get(self, attribute: str):
+        return getattr(importlib.import_module(self.module), attribute)
+
+    @property
+    def baseline(self) -> Callable[..., Callable[[np.ndarray], np.ndarray]]:
+        "The primary classical baseline factory (env, **rule_params) -> policy"
+        return self._get(self.baselines[0])
+
+    def baseline_factories(self) -> dict[str, Callable]:
+        "Every classical baseline factory by name, primary first"
+        return {name: self._get(name) for name in self.baselines}
+
+    def validate(self, settings: dict, costs: dict, segments: dict, prices=None) -> tuple[dict, dict]:
+        "Stage 01's checks of this specialist: (report block, plot data)"
+        return self._get(f"validate_{self.name}")(settings, costs, segments, prices=prices)
+
+    def plot(self, plot_data: dict):
+        "This specialist's paper figure from its validation plot data"
+        return self._get(f"plot_{self.name}")(plot_data)
+
+SPECIALISTS: dict[str, Specialist] = {spec.name: spec for spec in [
+    Specialist("stat_arb", "hrl_fund/StatArb-v0", "StatArbEnv", "PPO", "equity", ("zscore_baseline",)),
+]}
 
 ALLOCATOR_ID = "hrl_fund/Allocator-v0"
 
@@ -44,10 +76,52 @@ def register_envs() -> list[str]:
             gym.register(id=env_id, entry_point=entry_point)
     return list(entry_points)
 
-def baseline_policy(name: str, env: gym.Env, **rule_params) -> Callable[[np.ndarray], np.ndarray]:
-    "The classical baseline of specialist `name` as a callable obs -> action for `env`"
+def baseline_policy(name: str, env: gym.Env, rule: str | None = None, **rule_params) -> Callable[[np.ndarray], np.ndarray]:
+    "The classical baseline `rule` (default: the primary) of specialist `name` as a callable obs -> action for `env`"
     if name not in SPECIALISTS:
         raise KeyError(f"unknown specialist {name!r}; known: {sorted(SPECIALISTS)}")
-    return SPECIALISTS[name].baseline(env, **rule_params)
+    factories = SPECIALISTS[name].baseline_factories()
+    rule = rule or SPECIALISTS[name].baselines[0]
+    if rule not in factories:
+        raise KeyError(f"specialist {name!r} has no baseline {rule!r}; known: {list(factories)}")
+    return factories[rule](env, **rule_params)
 
 register_envs()
+
+# %% ../../nbs/01_specialist_envs.ipynb #c009
+def bench_env(env_id: str, n_steps: int = 20_000, seed: int = 0) -> dict[str, float]:
+    "Steps/s and µs/step of one unwrapped env under random actions (resets included, as in training)"
+    env = gym.make(env_id).unwrapped
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(min(n_steps, 4_096))]
+    env.reset(seed=seed)
+    resets, started = 0, time.perf_counter()
+    for step in range(n_steps):
+        _, _, terminated, truncated, _ = env.step(actions[step % len(actions)])
+        if terminated or truncated:
+            env.reset()
+            resets += 1
+    seconds = time.perf_counter() - started
+    return {"steps_per_second": n_steps / seconds, "us_per_step": 1e6 * seconds / n_steps, "n_steps": n_steps,
+            "resets": resets}
+
+def bench_envs(path: str | Path | None = None, n_steps: int = 20_000, target: float = 25_000.0) -> dict:
+    "Benchmark every registered specialist env (and the batched allocator); write JSON to `path` if given"
+    import os
+    import platform
+
+    from hrl_fund.config import write_json
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+                           "gymnasium": gym.__version__}, "target_steps_per_second": target, "envs": {}}
+    for spec in SPECIALISTS.values():
+        results["envs"][spec.name] = bench_env(spec.env_id, n_steps) | {"env_id": spec.env_id}
+        results["envs"][spec.name]["meets_target"] = results["envs"][spec.name]["steps_per_second"] >= target
+        print(f"{spec.name:>16}: {results['envs'][spec.name]['steps_per_second']:>10,.0f} steps/s "
+              f"({results['envs'][spec.name]['us_per_step']:.1f} us/step)")
+    allocator = importlib.import_module("hrl_fund.allocator")
+    if hasattr(allocator, "bench_batched"):
+        results["allocator_batched"] = allocator.bench_batched()
+        print(f"allocator batched: {results['allocator_batched']}")
+    if path is not None:
+        write_json(path, results)
+    return results

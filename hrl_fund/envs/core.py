@@ -17,7 +17,8 @@ from ..metrics import max_drawdown as returns_max_drawdown
 from ..metrics import sharpe_ratio
 
 # %% auto #0
-__all__ = ['CostModel', 'Ledger', 'rollout', 'max_drawdown', 'episode_metrics']
+__all__ = ['CostModel', 'Ledger', 'rollout', 'max_drawdown', 'episode_metrics', 'check_record', 't_statistic', 'random_policy',
+           'seeded_trajectory', 'accounting_rollout', 'contract_checks']
 
 # %% ../../nbs/01a_env_core.ipynb #c005
 @dataclass(frozen=True)
@@ -151,3 +152,76 @@ def episode_metrics(trace: dict[str, np.ndarray], periods_per_year: int = 252) -
             "total_cost": float(np.sum(trace["cost"])),
             "cost_fraction_of_equity": float(np.sum(trace["cost"]) / equity[0]),
             "n_steps": int(len(returns))}
+
+# %% ../../nbs/01a_env_core.ipynb #c024
+def check_record(name: str, measured: float, reference: float, tolerance: float, passed: bool, rule: str) -> dict:
+    "One validation check as stage 01 reports it"
+    return {"name": name, "measured": float(measured), "reference": float(reference), "tolerance": float(tolerance),
+            "passed": bool(passed), "rule": rule}
+
+def t_statistic(values: np.ndarray) -> float:  # values: (n,) e.g. per-episode net pnl
+    "t-statistic of the mean of `values` (0 when they do not vary)"
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std(ddof=1) if len(values) > 1 else 0.0
+    return float(values.mean() / (spread / math.sqrt(len(values)))) if spread > 0 else 0.0
+
+def random_policy(action_space, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    "A seeded uniform-random policy over `action_space`"
+    action_space.seed(seed)
+    return lambda obs: action_space.sample()
+
+def seeded_trajectory(env, seed: int, n_steps: int = 300) -> np.ndarray:  # -> (n_steps + 1, n_obs + 2)
+    "Observations, rewards and equities of a seeded random-action rollout, stacked row by row"
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    rows = [np.concatenate([np.ravel(obs), [0.0, info["equity"]]])]
+    for _ in range(n_steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        rows.append(np.concatenate([np.ravel(obs), [reward, info["equity"]]]))
+        if terminated or truncated:
+            break
+    return np.array(rows)
+
+def accounting_rollout(env, seed: int, n_steps: int = 2_000) -> tuple[float, float]:
+    "Largest |Σ pnl − equity change| / initial equity over a seeded random rollout, and the smallest step cost"
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    start_equity, pnl_sum, worst_gap, min_cost = info["equity"], 0.0, 0.0, math.inf
+    check = getattr(env.unwrapped, "check_accounting", None)
+    for _ in range(n_steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        if check is not None:
+            check()
+        pnl_sum += info["pnl"]
+        worst_gap = max(worst_gap, abs(pnl_sum - (info["equity"] - start_equity)) / abs(start_equity))
+        min_cost = min(min_cost, info["cost"])
+        if terminated or truncated:
+            break
+    return worst_gap, min_cost
+
+def contract_checks(env_id: str, make_kwargs: dict | None = None, episode_kwargs: dict | None = None,
+                    n_steps: int = 2_000) -> list[dict]:
+    "The checks every env owes: both check_envs (no arguments), same seed ⇒ same trajectory, accounting, costs ≥ 0"
+    import warnings
+
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    records = []
+    for name, checker in [("gymnasium_check_env", gym_check_env), ("sb3_check_env", sb3_check_env)]:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                checker(gym.make(env_id).unwrapped)
+            records.append(check_record(name, 1.0, 1.0, 0.0, True, f"no exception ({len(caught)} warnings)"))
+        except Exception as error:  # recorded; stage 01 fails on any failed check
+            records.append(check_record(name, 0.0, 1.0, 0.0, False, f"raised {type(error).__name__}: {error}"))
+    make_kwargs = make_kwargs or {}
+    episode_env = gym.make(env_id, **{**make_kwargs, **(episode_kwargs or {})})
+    first, second = seeded_trajectory(episode_env, seed=11), seeded_trajectory(episode_env, seed=11)
+    same = first.shape == second.shape and np.array_equal(first, second)
+    records.append(check_record("same_seed_same_trajectory", 0.0 if same else 1.0, 0.0, 0.0, same, "bitwise equal"))
+    gap, min_cost = accounting_rollout(gym.make(env_id, **make_kwargs), seed=5, n_steps=n_steps)
+    records.append(check_record("accounting_identity", gap, 0.0, 1e-9, gap <= 1e-9, "|sum pnl - equity change| / equity0"))
+    records.append(check_record("cost_nonnegative", min_cost, 0.0, 0.0, min_cost >= 0, "min step cost >= 0"))
+    return records

@@ -17,8 +17,8 @@ from gymnasium import spaces
 from .core import CostModel, Ledger
 
 # %% auto #0
-__all__ = ['DEFAULT_PAIR', 'synthetic_pair', 'load_pair', 'spread_features', 'StatArbEnv', 'ZScoreRule', 'zscore_baseline',
-           'next_bar_canary']
+__all__ = ['DEFAULT_PAIR', 'STAT_ARB_DEFAULTS', 'synthetic_pair', 'load_pair', 'rank_pairs', 'select_pair', 'spread_features',
+           'StatArbEnv', 'ZScoreRule', 'zscore_baseline', 'next_bar_canary', 'validate_stat_arb', 'plot_stat_arb']
 
 # %% ../../nbs/01b_stat_arb.ipynb #c005
 DEFAULT_PAIR = ("KO", "PEP")
@@ -49,6 +49,59 @@ def load_pair(pair: tuple[str, str] = DEFAULT_PAIR) -> pd.DataFrame:
         raise ValueError(f"option 'pair' = {pair!r}: {error}") from error
 
 # %% ../../nbs/01b_stat_arb.ipynb #c011
+_PAIR_CACHE: dict[tuple, pd.DataFrame] = {}
+
+def rank_pairs(prices: pd.DataFrame, formation: tuple[str, str], candidates: list[str] | None = None,
+               n_candidates: int = 20) -> pd.DataFrame:
+    "Pairs of `candidates` ranked by Engle–Granger p-value over `formation` (after a distance pre-filter), best first"
+    import hashlib
+    import itertools
+
+    from statsmodels.tsa.stattools import coint
+    start, end = pd.Timestamp(formation[0]), pd.Timestamp(formation[1])
+    if start >= end:
+        raise ValueError(f"option 'formation' must start before it ends, got {tuple(formation)!r}")
+    if candidates is None:
+        candidates = [column for column in prices.columns if column not in ("SP500", "VIX")]
+    missing = [ticker for ticker in candidates if ticker not in prices.columns]
+    if missing:
+        raise ValueError(f"option 'candidates': ticker(s) {missing} not in prices columns {list(prices.columns)[:20]}")
+    window = prices.loc[start:end, list(candidates)].dropna(axis=1)   # only tickers priced on every formation day
+    if window.shape[1] < 2 or len(window) < 60:
+        raise ValueError(f"option 'formation' = {tuple(formation)!r} leaves {len(window)} days and "
+                         f"{window.shape[1]} complete tickers; need >= 60 days and >= 2 tickers")
+    values = window.to_numpy(dtype=np.float64)                       # (n_days, n_tickers)
+    if not (values > 0).all():
+        row, column = np.argwhere(~(values > 0))[0]
+        raise ValueError(f"option 'prices': non-positive price {values[row, column]!r} for {window.columns[column]} "
+                         f"on {window.index[row].date()}")
+    key = (tuple(window.columns), str(start.date()), str(end.date()), n_candidates,
+           hashlib.sha256(values.tobytes()).hexdigest())
+    if key in _PAIR_CACHE:
+        return _PAIR_CACHE[key].copy()
+    logs = np.log(values)
+    normalised = logs - logs[0]
+    tickers = list(window.columns)
+    distances = {(left, right): float(np.sum((normalised[:, left] - normalised[:, right]) ** 2))
+                 for left, right in itertools.combinations(range(len(tickers)), 2)}
+    closest = sorted(distances, key=distances.get)[:n_candidates]
+    rows = []
+    for left, right in closest:
+        statistic, p_value, _ = coint(logs[:, left], logs[:, right])
+        hedge_ratio = np.polyfit(logs[:, right], logs[:, left], 1)[0]
+        rows.append({"a": tickers[left], "b": tickers[right], "distance": distances[(left, right)],
+                     "eg_statistic": float(statistic), "eg_p_value": float(p_value), "hedge_ratio": float(hedge_ratio)})
+    table = pd.DataFrame(rows).sort_values(["eg_p_value", "distance"], kind="stable").reset_index(drop=True)
+    _PAIR_CACHE[key] = table
+    return table.copy()
+
+def select_pair(prices: pd.DataFrame, formation: tuple[str, str], candidates: list[str] | None = None,
+                n_candidates: int = 20) -> tuple[str, str]:
+    "The pair with the lowest Engle–Granger p-value over `formation` (data after the formation end is never read)"
+    best = rank_pairs(prices, formation, candidates, n_candidates).iloc[0]
+    return (best["a"], best["b"])
+
+# %% ../../nbs/01b_stat_arb.ipynb #c017
 def _roll_mean(values: pd.Series, window: int) -> np.ndarray:
     return values.rolling(window).mean().to_numpy()
 
@@ -97,16 +150,36 @@ def spread_features(log_a: np.ndarray, log_b: np.ndarray, window: int,
     features[window:] = np.clip(features[window:], -10.0, 10.0)
     return features, names
 
-# %% ../../nbs/01b_stat_arb.ipynb #c017
+# %% ../../nbs/01b_stat_arb.ipynb #c023
 class StatArbEnv(gym.Env):
     "Dollar-neutral pairs trading on two stocks, filled at the next close with per-leg costs"
     metadata = {"render_modes": []}
 
-    def __init__(self, pair: tuple[str, str] = DEFAULT_PAIR, prices: pd.DataFrame | None = None,
+    def __init__(self, pair: tuple[str, str] | str = DEFAULT_PAIR, prices: pd.DataFrame | None = None,
                  segment: tuple[str, str] | None = None, costs: dict | CostModel | None = None, window: int = 250,
                  lookbacks: tuple[int, ...] = (5, 20, 60), episode_length: int | None = None,
                  initial_equity: float = 1_000_000.0, leg_fraction: float = 0.5, min_trade: float = 0.05,
-                 ruin_floor: float = 0.5, reward_scale: float = 1.0):
+                 ruin_floor: float = 0.5, reward_scale: float = 1.0, formation: tuple[str, str] | None = None,
+                 candidates: list[str] | None = None, n_candidates: int = 20):
+        if candidates is None:
+            from hrl_fund.data import STOCKS
+            candidates = list(STOCKS)
+        if isinstance(pair, str):
+            if pair != "auto":
+                raise ValueError(f"option 'pair' must be two tickers or 'auto', got {pair!r}")
+            if formation is None:
+                raise ValueError("option 'pair' = 'auto' needs option 'formation' (start, end) to select the pair on")
+            if segment is not None and pd.Timestamp(formation[1]) > pd.Timestamp(segment[1]):
+                raise ValueError(f"option 'formation' = {tuple(formation)!r} ends after the segment {tuple(segment)!r}: "
+                                 "the pair would be chosen on data the env has not reached")
+            if prices is None:
+                from hrl_fund.data import load_prices
+                prices = load_prices("offline", tickers=candidates)
+            self.pair_ranking = rank_pairs(prices, tuple(formation), candidates, n_candidates)
+            pair = (self.pair_ranking['a'].iloc[0], self.pair_ranking['b'].iloc[0])
+        else:
+            self.pair_ranking = None
+        self.formation = None if formation is None else tuple(formation)
         pair = tuple(pair)
         if len(pair) != 2 or pair[0] == pair[1]:
             raise ValueError(f"option 'pair' must be two different tickers, got {pair!r}")
@@ -235,7 +308,7 @@ class StatArbEnv(gym.Env):
         "Assert the ledger identity: equity = cash + marked positions = initial + Σ net pnl, net = gross − costs"
         self.ledger.check_accounting()
 
-# %% ../../nbs/01b_stat_arb.ipynb #c019
+# %% ../../nbs/01b_stat_arb.ipynb #c025
 class ZScoreRule:
     "Threshold pairs rule on obs[z_index] (z-score) and obs[position_index] (current spread position)"
     def __init__(self, z_index: int, position_index: int, z_in: float = 2.0, z_out: float = 0.5, z_stop: float = 4.0):
@@ -267,7 +340,7 @@ def zscore_baseline(env: gym.Env, z_in: float = 2.0, z_out: float = 0.5, z_stop:
         raise ValueError(f"option 'z_feature' = {z_feature!r} is not an observation; choose from {names}")
     return ZScoreRule(names.index(z_feature), names.index("position"), z_in, z_out, z_stop)
 
-# %% ../../nbs/01b_stat_arb.ipynb #c027
+# %% ../../nbs/01b_stat_arb.ipynb #c035
 def next_bar_canary(jump_bar: int = 400, jump: float = 0.10, window: int = 250) -> dict[str, float]:
     "Gross pnl of entering long-spread at the observation of bar jump_bar−1 (should be 0) and jump_bar−2 (should be the jump)"
     n_bars = jump_bar + 50
@@ -283,3 +356,76 @@ def next_bar_canary(jump_bar: int = 400, jump: float = 0.10, window: int = 250) 
             gross += info["gross_pnl"]
         result[name] = gross / (env.initial_equity * env.leg_fraction)
     return result
+
+# %% ../../nbs/01b_stat_arb.ipynb #c044
+STAT_ARB_DEFAULTS = {"pair": list(DEFAULT_PAIR), "formation": None, "window": 250, "z_in": 2.0, "z_out": 0.5,
+                     "z_stop": 4.0, "z_feature": "z_60", "check_paths": 40, "check_bars": 500, "asset_class": "equity"}
+
+def validate_stat_arb(settings: dict, costs: dict, segments: dict, prices: pd.DataFrame | None = None) -> tuple[dict, dict]:
+    "Contract checks, known-answer checks and baseline metrics of stat_arb; returns (report block, plot data)"
+    from hrl_fund.envs.core import check_record, contract_checks, episode_metrics, random_policy, rollout, t_statistic
+    settings = {**STAT_ARB_DEFAULTS, **settings}
+    equity_costs = costs.get(settings["asset_class"], {})
+    window = int(settings["window"])
+    rule = {key: settings[key] for key in ("z_in", "z_out", "z_stop", "z_feature")}
+    env_id = "hrl_fund/StatArb-v0"
+    checks = contract_checks(env_id, {"costs": equity_costs, "window": window}, {"episode_length": 250})
+    canary = next_bar_canary()
+    checks.append(check_record("next_bar_fill_enter_before_jump", canary["enter_at_jump_minus_1"], 0.0, 1e-12,
+                               abs(canary["enter_at_jump_minus_1"]) <= 1e-12, "order on bar k-1 fills after a jump at k"))
+    checks.append(check_record("next_bar_fill_enter_two_before_jump", canary["enter_at_jump_minus_2"], 0.10, 1e-9,
+                               abs(canary["enter_at_jump_minus_2"] - 0.10) <= 1e-9, "order on bar k-2 earns the jump"))
+    # the rule and a random policy on the real pair's validation segment
+    pair = settings["pair"] if isinstance(settings["pair"], str) else tuple(settings["pair"])
+    val_env = StatArbEnv(pair=pair, prices=prices, formation=settings["formation"], segment=tuple(segments["specialist_val"]),
+                         costs=equity_costs, window=window)
+    trace = rollout(val_env, zscore_baseline(val_env, **rule), seed=0)
+    random_trace = rollout(val_env, random_policy(val_env.action_space, 0), seed=0)
+    metrics = episode_metrics(trace) | {"data_source": val_env.data_source, "pair": list(val_env.pair),
+                                        "segment": list(segments["specialist_val"]),
+                                        "random_policy": episode_metrics(random_trace)}
+    if settings["formation"] is not None:
+        metrics["formation"] = list(settings["formation"])
+        metrics["pair_ranking"] = val_env.pair_ranking.head(5).to_dict(orient="records")
+    # known-answer checks on synthetic pairs
+    n_paths, n_bars = int(settings["check_paths"]), int(settings["check_bars"])
+    episode_pnl = {"ou_baseline": [], "walk_baseline": [], "walk_random": []}
+    for path in range(n_paths):
+        for half_life, names in [(10.0, ["ou_baseline"]), (None, ["walk_baseline", "walk_random"])]:
+            path_prices = synthetic_pair(window + n_bars, np.random.default_rng([2024, path, int(half_life is None)]),
+                                         half_life=half_life)
+            path_env = StatArbEnv.from_prices(path_prices["A"], path_prices["B"], window=window, costs=equity_costs)
+            for name in names:
+                policy = zscore_baseline(path_env, **rule) if name.endswith("baseline") else random_policy(path_env.action_space, path)
+                path_trace = rollout(path_env, policy, seed=path)
+                episode_pnl[name].append(path_trace["pnl"].sum() / path_env.initial_equity)
+    episode_pnl = {name: np.array(values) for name, values in episode_pnl.items()}
+    ou_t = t_statistic(episode_pnl["ou_baseline"])
+    checks.append(check_record("ou_spread_baseline_edge_t_stat", ou_t, 3.0, 0.0, ou_t > 3.0, "t-stat of mean episode net pnl > 3"))
+    for name in ("walk_baseline", "walk_random"):
+        walk_t = t_statistic(episode_pnl[name])
+        checks.append(check_record(f"random_walk_{name.split('_')[1]}_no_edge_t_stat", walk_t, 0.0, 2.0, walk_t < 2.0,
+                                   "t-stat of mean episode net pnl < 2 (not significantly positive)"))
+    for name, values in episode_pnl.items():
+        metrics[f"known_answer_{name}_mean_episode_return"] = float(values.mean())
+    return {"baseline_metrics": metrics, "checks": checks}, {"trace": trace, "episode_pnl": episode_pnl,
+                                                             "pair": list(val_env.pair)}
+
+def plot_stat_arb(plot_data: dict):
+    "The z-score rule's equity on the validation segment, and the known-answer episode-return distributions"
+    import matplotlib.pyplot as plt
+    trace, episode_pnl = plot_data["trace"], plot_data["episode_pnl"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    left.plot(trace["date"], trace["equity"] / trace["start_equity"], color="tab:blue")
+    left.set_title(f"z-score rule, {'/'.join(plot_data['pair'])}, specialist_val")
+    left.set_ylabel("equity / initial")
+    low = min(values.min() for values in episode_pnl.values())
+    high = max(values.max() for values in episode_pnl.values())
+    bins = np.linspace(low, high, 30)
+    for name, values in episode_pnl.items():
+        right.hist(values, bins=bins, alpha=0.5, label=f"{name} (mean {values.mean():+.3%})")
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set_title("known-answer checks: net episode return")
+    right.legend(fontsize=8)
+    figure.autofmt_xdate()
+    return figure
