@@ -81,10 +81,16 @@ def test_make_without_arguments(env_id):
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
-def test_float32_box_actions(env_id):
+def test_action_space_fits_the_algorithm(env_id):
+    "Box actions are float32 in [-1, 1]-scaled bounds (PPO/DDPG); DQN's specialists have a Discrete space"
     space = _make(env_id).action_space
-    assert isinstance(space, gym.spaces.Box)
-    assert space.dtype == np.float32
+    algo = {spec.env_id: spec.algo for spec in hrl_fund.envs.SPECIALISTS.values()}.get(env_id, "PPO")
+    if algo == "DQN":
+        assert isinstance(space, gym.spaces.Discrete) and space.n >= 2
+    else:
+        assert isinstance(space, gym.spaces.Box)
+        assert space.dtype == np.float32
+        assert np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ def smoke_params(params: dict) -> dict:
     params["algo"].update(total_timesteps=512, n_steps=128, batch_size=64, n_epochs=2, n_envs=1, eval_freq=256,
                           net_arch=[32, 32])
     params["seeds"] = [0, 1]
-    params["specialists"]["stat_arb"].update(check_paths=40, check_bars=300)
+    params["specialists"]["stat_arb"].update(check_paths=40, check_bars=300,
+                                             formation=params["segments"]["specialist_train"])
     params["cio"]["algo"] = {"total_timesteps": 512}
     return params
 
@@ -132,3 +134,21 @@ def test_exp_run_reruns_training_and_downstream_only(reproduced):
     diff = json.loads(run([DVC, "metrics", "diff", "--json"], reproduced).stdout)
     changed = [key for path in diff.values() for key, value in path.items() if value.get("diff")]
     assert changed, f"no metric changed: {diff}"
+
+
+def test_queued_experiments_run_two_at_a_time(reproduced):
+    for lr in ("0.0005", "0.002"):
+        run([DVC, "exp", "run", "--queue", "-S", f"algo.lr={lr}"], reproduced)
+    run([DVC, "queue", "start", "-j", "2"], reproduced)
+    deadline = time.monotonic() + 1500
+    while time.monotonic() < deadline:
+        status = run([DVC, "queue", "status"], reproduced).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(10)
+    else:
+        raise AssertionError(f"queued experiments did not finish: {status}")
+    run([DVC, "queue", "stop"], reproduced, check=False)
+    assert status.count("Success") >= 2, status
+    shown = json.dumps(json.loads(run([DVC, "exp", "show", "--json"], reproduced).stdout))
+    assert "0.0005" in shown and "0.002" in shown

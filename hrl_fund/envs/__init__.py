@@ -63,6 +63,18 @@ class Specialist:
 
 SPECIALISTS: dict[str, Specialist] = {spec.name: spec for spec in [
     Specialist("stat_arb", "hrl_fund/StatArb-v0", "StatArbEnv", "PPO", "equity", ("zscore_baseline",)),
+    Specialist("factor_tracking", "hrl_fund/FactorTracking-v0", "FactorTrackingEnv", "DQN", "equity",
+               ("equal_mix_baseline", "factor_momentum_baseline", "fixed_candidate_baseline")),
+    Specialist("vol_trading", "hrl_fund/VolTrading-v0", "VolTradingEnv", "PPO", "equity",
+               ("always_short_baseline", "iv_rv_threshold_baseline")),
+    Specialist("futures_spreads", "hrl_fund/FuturesSpreads-v0", "FuturesSpreadsEnv", "PPO", "commodity",
+               ("carry_baseline", "mean_reversion_baseline")),
+    Specialist("fx_arbitrage", "hrl_fund/FxArbitrage-v0", "FxArbitrageEnv", "DDPG", "fx",
+               ("triangle_baseline", "carry_baseline")),
+    Specialist("market_making", "hrl_fund/MarketMaking-v0", "MarketMakingEnv", "DDPG", "equity",
+               ("as_baseline", "symmetric_baseline")),
+    Specialist("delta_hedging", "hrl_fund/DeltaHedging-v0", "DeltaHedgingEnv", "DDPG", "equity",
+               ("bs_delta_baseline", "whalley_wilmott_baseline")),
 ]}
 
 ALLOCATOR_ID = "hrl_fund/Allocator-v0"
