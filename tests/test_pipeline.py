@@ -25,10 +25,19 @@ def smoke_params(params: dict) -> dict:
     params["algo"].update(total_timesteps=512, n_steps=128, batch_size=64, n_epochs=2, n_envs=1, eval_freq=256,
                           net_arch=[32, 32])
     params["seeds"] = [0, 1]
-    params["specialists"]["stat_arb"].update(check_paths=40, check_bars=300,
-                                             formation=params["segments"]["specialist_train"])
+    smoke_checks = {"stat_arb": {"check_paths": 40, "check_bars": 300, "formation": params["segments"]["specialist_train"]},
+                    "factor_tracking": {"check_steps": 500}, "vol_trading": {"check_years": 20, "accounting_steps": 500},
+                    "futures_spreads": {"check_bars": 300}, "fx_arbitrage": {"check_paths": 6, "accounting_steps": 500},
+                    "market_making": {"check_paths": 5000, "equivalence_seeds": 10, "equivalence_episodes": 100},
+                    "delta_hedging": {"check_paths": 5000}}
+    for name, settings in smoke_checks.items():
+        params["specialists"][name].update(settings)
     params["cio"]["algo"] = {"total_timesteps": 512}
     return params
+
+
+def params_specialists(root: Path) -> list[str]:
+    return list(yaml.safe_load((root / "params.yaml").read_text())["specialists"])
 
 
 def sha256(path: Path) -> str:
@@ -100,14 +109,16 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     pdf = reproduced / "paper/main.pdf"
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
     for name in ["results_table.tex", "numbers.tex", "equity_curves.pdf", "data_table.tex", "data_numbers.tex",
-                 "eda_prices.pdf", "eda_correlation.pdf", "eda_vol_regimes.pdf"]:
+                 "eda_prices.pdf", "eda_correlation.pdf", "eda_vol_regimes.pdf", "env_summary.tex",
+                 "envs/market_making.pdf", "envs/delta_hedging_checks.tex"]:
         assert (reproduced / "paper/generated" / name).exists(), name
     table = (reproduced / "paper/generated/results_table.tex").read_text()
     assert "\\toprule" in table and "\\bottomrule" in table
     metrics = json.loads((reproduced / "metrics/results.json").read_text())
     assert metrics, "metrics/results.json is empty"
     validation = json.loads((reproduced / "reports/env_validation.json").read_text())
-    assert all(check["passed"] for check in validation["stat_arb"]["checks"])
+    assert sorted(validation) == sorted(params_specialists(reproduced))
+    assert all(check["passed"] for block in validation.values() for check in block["checks"])
     status = run([DVC, "status"], reproduced).stdout
     assert "up to date" in status, status
 
