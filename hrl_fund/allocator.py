@@ -1,4 +1,4 @@
-"""A long-only capital allocator over daily return streams (+ cash), with next-bar execution, turnover costs and the α/β/γ/δ reward; stage 03 builds the CIO's streams from the specialists
+"""A long-only capital allocator over daily return streams + cash: a causal window of sleeve features and market-regime indicators, fills one bar after the decision, risk controls, the α/β/γ/δ reward, a batched SB3 VecEnv; stage 03 builds the CIO's dataset from the specialists
 
 Docs: https://hrl-fund.github.io/hrl_fund/master_env.html.md"""
 
@@ -7,6 +7,8 @@ Docs: https://hrl-fund.github.io/hrl_fund/master_env.html.md"""
 # %% ../nbs/03_master_env.ipynb #c002
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -14,10 +16,20 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 from gymnasium import spaces
+from gymnasium.utils import seeding
+from numpy.lib.stride_tricks import sliding_window_view
+from stable_baselines3.common.vec_env import VecEnv
+
+logger = logging.getLogger("hrl_fund.allocator")
 
 # %% auto #0
-__all__ = ['TRADING_DAYS', 'N_ASSET_FEATURES', 'VOLATILITY_WINDOW', 'DEFAULT_REWARD', 'synthetic_streams', 'check_streams',
-           'asset_features', 'project_weights', 'AllocatorEnv', 'cash_returns', 'cio_streams', 'write_synthetic_inputs']
+__all__ = ['logger', 'TRADING_DAYS', 'ASSET_FEATURES', 'CONSTANT_STD', 'REGIME_FEATURES', 'MAX_ACTION_SCALE', 'VOLATILITY_WINDOW',
+           'DEFAULT_REWARD', 'UNBOUNDED', 'STREAM_SOURCES', 'synthetic_streams', 'synthetic_market', 'check_streams',
+           'rolling_correlation', 'asset_features', 'regime_features', 'project_weights_batch', 'project_weights',
+           'derisk_exposure', 'concentration', 'check_reward', 'AllocatorEnv', 'BatchedAllocatorVecEnv',
+           'bench_env_kwargs', 'bench_single', 'bench_batched', 'read_specialist_streams', 'align_streams',
+           'drop_constant_sleeves', 'align_regime', 'cash_returns', 'build_cio_dataset', 'cio_dataset',
+           'write_synthetic_inputs']
 
 # %% ../nbs/03_master_env.ipynb #c005
 TRADING_DAYS = 252
@@ -49,6 +61,27 @@ def synthetic_streams(n_days: int = 1000,  # number of business days
     return frame
 
 # %% ../nbs/03_master_env.ipynb #c009
+def synthetic_market(n_days: int = 1000,  # number of business days
+                     seed: int = 0,
+                     start: str = "2017-01-03",  # first date
+                    ) -> pd.DataFrame:  # (n_days, 2) columns SP500 (index level) and VIX (in vol points)
+    "Seeded synthetic index level and VIX: mean-reverting log-VIX, index volatility = VIX, leverage effect"
+    rng = np.random.default_rng(seed)
+    shocks = rng.standard_normal((n_days, 2))  # (n_days, 2) VIX shock, independent index shock
+    log_mean = np.log(18.0)
+    log_vix = np.empty(n_days)
+    log_vix[0] = log_mean
+    for day in range(1, n_days):
+        log_vix[day] = log_vix[day - 1] + 0.05 * (log_mean - log_vix[day - 1]) + 0.08 * shocks[day, 0]
+    vix = np.exp(log_vix)  # (n_days,)
+    daily_volatility = vix / 100 / np.sqrt(TRADING_DAYS)
+    index_shock = -0.7 * shocks[:, 0] + np.sqrt(1 - 0.49) * shocks[:, 1]
+    log_return = 0.07 / TRADING_DAYS - 0.5 * daily_volatility ** 2 + daily_volatility * index_shock
+    log_return[0] = 0.0
+    dates = pd.bdate_range(start, periods=n_days, name="date")
+    return pd.DataFrame({"SP500": 2000.0 * np.exp(np.cumsum(log_return)), "VIX": vix}, index=dates)
+
+# %% ../nbs/03_master_env.ipynb #c012
 def check_streams(returns: pd.DataFrame) -> pd.DataFrame:  # (n_obs, n_assets) with "cash" present
     "Validate a dates x assets frame of daily net returns; raise ValueError naming the bad value"
     if not isinstance(returns, pd.DataFrame):
@@ -72,7 +105,7 @@ def check_streams(returns: pd.DataFrame) -> pd.DataFrame:  # (n_obs, n_assets) w
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise ValueError(f"returns has a NaN/inf value in column {clean.columns[column]!r} "
-                         f"on {clean.index[row].date()}")
+                         f"on {clean.index[row].date()} ({int(bad[:, column].sum())} such days in that column)")
     if (values <= -1).any():
         row, column = np.argwhere(values <= -1)[0]
         raise ValueError(f"returns has a return <= -100% in column {clean.columns[column]!r} "
@@ -82,53 +115,141 @@ def check_streams(returns: pd.DataFrame) -> pd.DataFrame:  # (n_obs, n_assets) w
     clean.index.name = "date"
     return clean
 
-# %% ../nbs/03_master_env.ipynb #c013
-N_ASSET_FEATURES = 4  # trailing return, volatility, Sharpe, drawdown
+# %% ../nbs/03_master_env.ipynb #c016
+ASSET_FEATURES = ("trailing_return", "volatility", "sharpe_ratio", "drawdown", "correlation")
+CONSTANT_STD = 1e-10  # a daily standard deviation below this makes a window constant
+
+def rolling_correlation(returns: np.ndarray,  # (n_obs, n_assets) daily returns
+                        lookback: int,  # window length in days (fewer at the start of the data)
+                        chunk: int = 1024,  # days per block, bounding the memory of the centred windows
+                       ) -> np.ndarray:  # (n_obs, n_assets, n_assets), 0 where either window is constant
+    "Pairwise correlations over the trailing `lookback` days ending at each day, causally"
+    n_obs, n_assets = returns.shape
+    padded = np.vstack([np.full((lookback - 1, n_assets), np.nan), returns])  # (n_obs + lookback - 1, n_assets)
+    windows = sliding_window_view(padded, lookback, axis=0)  # (n_obs, n_assets, lookback), a view
+    correlation = np.zeros((n_obs, n_assets, n_assets))
+    for begin in range(0, n_obs, chunk):
+        block = windows[begin: begin + chunk]  # (days, n_assets, lookback)
+        count = (~np.isnan(block[:, 0, :])).sum(axis=-1)  # (days,) days in each window
+        centred = np.nan_to_num(block - np.nanmean(block, axis=-1, keepdims=True))
+        products = centred @ centred.transpose(0, 2, 1)  # (days, n_assets, n_assets) sums of cross products
+        scale = np.sqrt(np.diagonal(products, axis1=1, axis2=2))  # (days, n_assets)
+        varying = scale / np.sqrt(np.maximum(count - 1, 1))[:, None] > CONSTANT_STD  # (days, n_assets)
+        both = varying[:, :, None] & varying[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(both, products / (scale[:, :, None] * scale[:, None, :]), 0.0)
+        correlation[begin: begin + chunk] = np.clip(values, -1.0, 1.0)
+    return correlation
 
 def asset_features(returns: np.ndarray,  # (n_obs, n_assets) daily net returns
-                   window: int,  # lookback in days
-                  ) -> np.ndarray:  # (n_obs, n_assets, 4) float64
-    "Trailing return, volatility, Sharpe ratio and drawdown of each asset over `window` days, causally"
+                   lookback: int,  # window in days
+                   risky: np.ndarray | None = None,  # (n_assets,) bool, sleeves that count in correlations; None = all
+                  ) -> np.ndarray:  # (n_obs, n_assets, 5) float64, in the order of ASSET_FEATURES
+    "Trailing return, volatility, Sharpe ratio, drawdown and mean correlation to the other risky sleeves, causally"
+    n_obs, n_assets = returns.shape
+    risky = np.ones(n_assets, dtype=bool) if risky is None else np.asarray(risky, dtype=bool)
     frame = pd.DataFrame(returns)
     log_growth = np.log1p(frame)
-    trailing_return = np.expm1(log_growth.rolling(window, min_periods=1).sum())
-    volatility = frame.rolling(window, min_periods=2).std(ddof=1).fillna(0.0).to_numpy()
-    mean = frame.rolling(window, min_periods=1).mean().to_numpy()
+    trailing_return = np.expm1(log_growth.rolling(lookback, min_periods=1).sum()).to_numpy()
+    volatility = frame.rolling(lookback, min_periods=2).std(ddof=1).fillna(0.0).to_numpy()
+    mean = frame.rolling(lookback, min_periods=1).mean().to_numpy()
+    varying = volatility > CONSTANT_STD
     with np.errstate(divide="ignore", invalid="ignore"):
-        sharpe = np.where(volatility > 1e-10, mean / volatility * np.sqrt(TRADING_DAYS), 0.0)
+        sharpe = np.where(varying, mean / volatility * np.sqrt(TRADING_DAYS), 0.0)
     sharpe = np.clip(sharpe, -10.0, 10.0)
-    wealth = np.exp(log_growth.cumsum())
-    drawdown = 1.0 - wealth / wealth.rolling(window, min_periods=1).max()
-    return np.stack([trailing_return.to_numpy(), volatility, sharpe, drawdown.to_numpy()], axis=-1)
+    log_wealth = log_growth.cumsum()
+    drawdown = (-np.expm1(log_wealth - log_wealth.rolling(lookback, min_periods=1).max())).to_numpy()
+    correlation = rolling_correlation(returns, lookback)  # (n_obs, n_assets, n_assets)
+    others = risky[None, :] & ~np.eye(n_assets, dtype=bool)  # (n_assets, n_assets): j counts for i
+    n_others = others.sum(axis=1)  # (n_assets,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_correlation = np.where(risky & (n_others > 0), (correlation * others).sum(axis=2) / n_others, 0.0)
+    return np.stack([trailing_return, volatility, sharpe, drawdown, mean_correlation], axis=-1)
 
-# %% ../nbs/03_master_env.ipynb #c017
+# %% ../nbs/03_master_env.ipynb #c022
+REGIME_FEATURES = ("vix_level", "vix_percentile", "index_trend", "market_volatility")
+
+def regime_features(prices: pd.DataFrame,  # (n_obs, ...) daily levels with the index and VIX columns
+                    index_column: str = "SP500",
+                    vix_column: str = "VIX",
+                    percentile_window: int = 252,  # days in the VIX percentile
+                    trend_window: int = 100,  # days in the index's moving average
+                    volatility_window: int = 20,  # days in the realised volatility
+                   ) -> pd.DataFrame:  # (n_obs, 4) columns REGIME_FEATURES, float64
+    "VIX level and trailing percentile, index trend and realised volatility, each using data up to t only"
+    for column in (index_column, vix_column):
+        if column not in prices.columns:
+            raise ValueError(f"prices has no column {column!r} for the regime indicators (columns: {list(prices.columns)})")
+    levels = prices[[index_column, vix_column]].astype("float64")
+    bad = ~np.isfinite(levels.to_numpy()) | (levels.to_numpy() <= 0)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise ValueError(f"prices column {levels.columns[column]!r} has a missing or non-positive value on "
+                         f"{levels.index[row].date()}")
+    index, vix = levels[index_column], levels[vix_column]
+    log_return = np.log(index).diff()
+    regime = pd.DataFrame({
+        "vix_level": vix / 100.0,
+        "vix_percentile": vix.rolling(percentile_window, min_periods=1).rank(pct=True),
+        "index_trend": index / index.rolling(trend_window, min_periods=1).mean() - 1.0,
+        "market_volatility": log_return.rolling(volatility_window, min_periods=2).std(ddof=1).fillna(0.0)
+                             * np.sqrt(TRADING_DAYS)}, index=prices.index)
+    regime.index.name = "date"
+    return regime
+
+# %% ../nbs/03_master_env.ipynb #c026
+MAX_ACTION_SCALE = 300.0  # exp(-2 * scale) stays a normal float64: no weight underflows to 0
+
+def project_weights_batch(actions: np.ndarray,  # (n_rows, n_assets) in [-1, 1]
+                          max_weight: float = 0.5,  # cap per asset, >= 1/n_assets
+                          scale: float = 5.0,  # softmax temperature: weights can differ by exp(2 * scale)
+                         ) -> np.ndarray:  # (n_rows, n_assets) float64, >= 0, rows sum to 1, <= max_weight
+    "Map each row of actions to long-only weights: softmax of `scale * action`, then cap with the excess redistributed"
+    clipped = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+    n_assets = clipped.shape[1]
+    ones = np.ones(n_assets)
+    weights = np.exp(scale * (clipped - 1.0))  # (n_rows, n_assets) in [exp(-2 scale), 1]: no overflow
+    weights /= (weights @ ones)[:, None]
+    over = weights > max_weight
+    if not over.any():
+        return weights
+    rows = np.flatnonzero(over @ ones)  # rows that need the cap
+    block = weights[rows]  # (n_capped_rows, n_assets)
+    ordered = -np.sort(-block, axis=1)  # descending
+    tail = np.cumsum(ordered[:, ::-1], axis=1)[:, ::-1]  # tail[:, j] = sum of ordered[:, j:]
+    multiplier = (1.0 - np.arange(n_assets) * max_weight) / tail  # (n_capped_rows, n_assets) if the top j are capped
+    fits = multiplier * ordered <= max_weight * (1.0 + 1e-12)  # then the largest free weight fits under the cap
+    chosen = multiplier[np.arange(len(rows)), fits.argmax(axis=1)]  # the fewest capped weights that work
+    weights[rows] = np.minimum(block * chosen[:, None], max_weight)
+    return weights
+
 def project_weights(action: np.ndarray,  # (n_assets,) in [-1, 1]
                     max_weight: float = 0.5,  # cap per asset, >= 1/n_assets
-                    scale: float = 5.0,  # softmax temperature: weights can differ by exp(2 * scale)
+                    scale: float = 5.0,  # softmax temperature
                    ) -> np.ndarray:  # (n_assets,) float64, >= 0, sums to 1, <= max_weight
-    "Map an action to long-only weights: softmax of `scale * action`, then cap with the excess redistributed"
-    logits = scale * np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    weights = np.exp(logits - logits.max())
-    weights /= weights.sum()
-    if weights.max() <= max_weight:
-        return weights
-    capped = np.zeros(weights.shape, dtype=bool)
-    for _ in range(weights.size):
-        capped |= weights > max_weight
-        weights[capped] = max_weight
-        free_total = weights[~capped].sum()
-        room = 1.0 - max_weight * capped.sum()
-        if free_total <= 0.0:
-            weights[~capped] = room / max(1, (~capped).sum())
-            break
-        weights[~capped] *= room / free_total
-        if weights.max() <= max_weight + 1e-12:
-            break
-    return np.minimum(weights, max_weight)
+    "Map one action to long-only capped weights (`project_weights_batch` on a single row)"
+    return project_weights_batch(np.asarray(action, dtype=np.float64)[None, :], max_weight, scale)[0]
 
-# %% ../nbs/03_master_env.ipynb #c021
+# %% ../nbs/03_master_env.ipynb #c030
+def derisk_exposure(drawdown,  # scalar or (n,) portfolio drawdown(s) at the decision, >= 0
+                    threshold: float | None = 0.1,  # drawdown where de-risking starts; None = never
+                    floor: float = 0.25,  # share of the book left in risky sleeves at 2 * threshold and beyond
+                   ):  # same shape as drawdown: the share of the book kept in risky sleeves, in [floor, 1]
+    "Share of the book kept in risky sleeves: 1 up to `threshold` drawdown, falling linearly to `floor` at twice it"
+    if threshold is None:
+        return 1.0 + 0.0 * np.asarray(drawdown, dtype=np.float64)
+    excess = np.clip((np.asarray(drawdown, dtype=np.float64) - threshold) / threshold, 0.0, 1.0)
+    return 1.0 - (1.0 - floor) * excess
+
+def concentration(weights: np.ndarray,  # (..., n_assets) weights on the simplex
+                 ) -> np.ndarray:  # (...,) Herfindahl index minus 1/n_assets, in [0, 1 - 1/n_assets]
+    "Herfindahl index of `weights` in excess of equal weighting"
+    return (weights * weights) @ np.ones(weights.shape[-1]) - 1.0 / weights.shape[-1]
+
+# %% ../nbs/03_master_env.ipynb #c033
 VOLATILITY_WINDOW = 20  # steps in the trailing portfolio volatility of the reward and observation
-DEFAULT_REWARD = {"alpha": 1.0, "beta": 0.1, "gamma": 0.01, "delta": 1.0}
+DEFAULT_REWARD = {"alpha": 1.0, "beta": 0.1, "gamma": 0.01, "delta": 1.0, "concentration": 0.001}
+UNBOUNDED = 1e6  # finite stand-in for "no bound" in the observation space
 
 def _segment_rows(index: pd.DatetimeIndex, segment) -> tuple[int, int]:
     "First and last row of `index` inside the inclusive ISO-date `segment` (start, end)"
@@ -144,7 +265,7 @@ def _segment_rows(index: pd.DatetimeIndex, segment) -> tuple[int, int]:
         raise ValueError(f"segment {segment!r} holds no dates of returns ({index[0].date()}..{index[-1].date()})")
     return int(inside[0]), int(inside[-1])
 
-def _check_reward(reward: dict | None) -> dict[str, float]:
+def check_reward(reward: dict | None) -> dict[str, float]:
     "The reward coefficients with defaults filled in; ValueError naming an unknown or negative one"
     coefficients = dict(DEFAULT_REWARD)
     for name, value in (reward or {}).items():
@@ -155,23 +276,72 @@ def _check_reward(reward: dict | None) -> dict[str, float]:
         coefficients[name] = float(value)
     return coefficients
 
-# %% ../nbs/03_master_env.ipynb #c022
+def _cost_rates(cost_bps, assets: list[str]) -> np.ndarray:  # (n_assets,) cost per unit of weight traded
+    "Per-asset cost rates from a scalar (every sleeve but cash) or a {asset: bps} mapping naming every asset"
+    if isinstance(cost_bps, dict):
+        unknown = sorted(set(cost_bps) - set(assets))
+        missing = [asset for asset in assets if asset not in cost_bps]
+        if unknown or missing:
+            raise ValueError(f"cost_bps mapping must name every asset: unknown {unknown}, missing {missing}")
+        values = np.array([float(cost_bps[asset]) for asset in assets])
+    else:
+        values = np.array([0.0 if asset == "cash" else float(cost_bps) for asset in assets])
+    if not (np.isfinite(values).all() and (values >= 0).all() and (values < 5000).all()):
+        raise ValueError(f"cost_bps must be in [0, 5000) for every asset, got {cost_bps!r}")
+    return values * 1e-4
+
+def _check_regime(regime: pd.DataFrame | None, dates: pd.DatetimeIndex) -> tuple[list[str], np.ndarray]:
+    "Names and (n_obs, n_regime) float64 values of the regime indicators on `dates`; ValueError if any is missing"
+    if regime is None:
+        return [], np.zeros((len(dates), 0))
+    if not isinstance(regime, pd.DataFrame) or not isinstance(regime.index, pd.DatetimeIndex):
+        raise ValueError("regime must be a DataFrame with a DatetimeIndex (dates x indicators)")
+    if regime.index.has_duplicates:
+        raise ValueError(f"regime has a duplicated date {regime.index[regime.index.duplicated()][0].date()}")
+    aligned = regime.reindex(dates).astype("float64")  # (n_obs, n_regime)
+    values = aligned.to_numpy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise ValueError(f"regime column {aligned.columns[column]!r} has no finite value on {dates[row].date()} "
+                         f"({int(bad.any(axis=1).sum())} dates of returns lack a regime value: misaligned calendars? "
+                         f"stage 03's align_regime carries values forward by a logged rule)")
+    return [str(column) for column in aligned.columns], values
+
+def _stack_windows(tokens: np.ndarray,  # (n_obs, token_size) one token per day
+                   window: int,
+                  ) -> np.ndarray:  # (n_obs, window * token_size) float32, oldest day first, zeros before the data
+    "For every day, the tokens of the `window` days ending at it, flattened row-major"
+    n_obs, token_size = tokens.shape
+    padded = np.vstack([np.zeros((window - 1, token_size), dtype=tokens.dtype), tokens])
+    stacked = sliding_window_view(padded, window, axis=0)  # (n_obs, token_size, window)
+    return np.ascontiguousarray(stacked.transpose(0, 2, 1).reshape(n_obs, window * token_size), dtype=np.float32)
+
+# %% ../nbs/03_master_env.ipynb #c034
 class AllocatorEnv(gym.Env):
-    "Long-only allocation across daily return streams + cash; weights decided at t earn the returns of t+1"
+    "Long-only allocation across daily return streams + cash; weights decided at t are filled at the close of t+1"
     metadata = {"render_modes": []}
 
     def __init__(self,
-                 returns: pd.DataFrame | None = None,  # (n_obs, n_assets) daily net returns; None = synthetic_streams()
+                 returns: pd.DataFrame | None = None,  # (n_obs, n_assets) daily net returns; None = the synthetic demo set
+                 regime: pd.DataFrame | None = None,  # (dates, n_regime) indicators covering returns' dates; None = none (demo: synthetic)
                  segment: tuple[str, str] | None = None,  # inclusive ISO dates (start, end); None = all rows
-                 window: int = 20,  # lookback of the asset features, in days
-                 max_weight: float = 0.5,  # cap per asset, in [1/n_assets, 1]
-                 cost_bps: float = 5.0,  # cost per unit of weight traded, in basis points
-                 reward: dict | None = None,  # {alpha, beta, gamma, delta}, all >= 0 (missing ones default)
-                 episode_length: int | None = None,  # steps per episode; None = the whole segment
+                 window: int = 20,  # days in the observation (time tokens); 1 = a plain vector
+                 lookback: int = 60,  # days in each trailing sleeve feature
+                 max_weight: float = 0.5,  # cap per asset on the policy's weights, in [1/n_assets, 1]
+                 cost_bps: float | dict = 5.0,  # per unit of weight traded: scalar (cash free) or {asset: bps}
+                 reward: dict | None = None,  # {alpha, beta, gamma, delta, concentration}, all >= 0 (missing ones default)
+                 derisk_drawdown: float | None = 0.1,  # drawdown where de-risking starts; None = off
+                 derisk_floor: float = 0.25,  # risky share of the book at twice derisk_drawdown
+                 episode_length: int | None = None,  # steps per episode (random start); None = the whole segment
                  initial_equity: float = 1.0,  # equity at reset
                  action_scale: float = 5.0,  # softmax temperature of the action-to-weights map
                 ):
-        returns = check_streams(synthetic_streams() if returns is None else returns)
+        if returns is None:
+            returns = synthetic_streams()
+            if regime is None:
+                regime = regime_features(synthetic_market(n_days=len(returns), start=str(returns.index[0].date())))
+        returns = check_streams(returns)
         first_row, last_row = _segment_rows(returns.index, segment)
         returns = returns.iloc[: last_row + 1]  # never any row after the segment
         self.start_row = first_row - 1 if first_row > 0 else first_row  # first decision bar
@@ -179,45 +349,64 @@ class AllocatorEnv(gym.Env):
         self.n_steps_available = self.last_row - self.start_row
         if self.n_steps_available < 1:
             raise ValueError(f"segment {segment!r} leaves no step to take (one bar, no bar before it)")
-        self.assets = list(returns.columns)
+        self.assets = [str(asset) for asset in returns.columns]
         n_assets = len(self.assets)
-        if int(window) < 2:
-            raise ValueError(f"window must be >= 2 days, got {window!r}")
+        if int(window) < 1:
+            raise ValueError(f"window must be >= 1 day, got {window!r}")
+        if int(lookback) < 2:
+            raise ValueError(f"lookback must be >= 2 days, got {lookback!r}")
         if not (1.0 / n_assets - 1e-12 <= float(max_weight) <= 1.0):
-            raise ValueError(f"max_weight must be in [1/{n_assets}, 1] for {n_assets} assets, got {max_weight!r}")
-        if not (np.isfinite(float(cost_bps)) and float(cost_bps) >= 0):
-            raise ValueError(f"cost_bps must be >= 0, got {cost_bps!r}")
+            raise ValueError(f"max_weight must be in [1/N, 1] = [{1 / n_assets:.4f}, 1] for N = {n_assets} assets "
+                             f"(the weights could not sum to one), got {max_weight!r}")
+        if derisk_drawdown is not None and not (0.0 < float(derisk_drawdown) < 1.0):
+            raise ValueError(f"derisk_drawdown must be in (0, 1) or None, got {derisk_drawdown!r}")
+        if not (0.0 <= float(derisk_floor) <= 1.0):
+            raise ValueError(f"derisk_floor must be in [0, 1], got {derisk_floor!r}")
         if not (np.isfinite(float(initial_equity)) and float(initial_equity) > 0):
             raise ValueError(f"initial_equity must be > 0, got {initial_equity!r}")
+        if not (np.isfinite(float(action_scale)) and 0 < float(action_scale) <= MAX_ACTION_SCALE):
+            raise ValueError(f"action_scale must be in (0, {MAX_ACTION_SCALE:g}], got {action_scale!r}")
         if episode_length is not None and not (1 <= int(episode_length) <= self.n_steps_available):
             raise ValueError(f"episode_length must be in [1, {self.n_steps_available}] for this segment, "
                              f"got {episode_length!r}")
-        self.window, self.max_weight, self.cost_bps = int(window), float(max_weight), float(cost_bps)
-        self.reward_coefficients = _check_reward(reward)
+        self.window, self.lookback, self.max_weight = int(window), int(lookback), float(max_weight)
+        self.cost_rates = _cost_rates(cost_bps, self.assets)  # (n_assets,)
+        self.reward_coefficients = check_reward(reward)
+        self.derisk_drawdown = None if derisk_drawdown is None else float(derisk_drawdown)
+        self.derisk_floor = float(derisk_floor)
         self.episode_length = None if episode_length is None else int(episode_length)
         self.initial_equity, self.action_scale = float(initial_equity), float(action_scale)
         self.cash_index = self.assets.index("cash")
+        self.n_assets = n_assets
+        self.regime_names, regime_values = _check_regime(regime, returns.index)  # (n_obs, n_regime)
         self.dates = returns.index.to_numpy()  # (n_obs,) datetime64[ns]
         self.returns = returns.to_numpy(dtype=np.float64)  # (n_obs, n_assets)
-        self.features = asset_features(self.returns, self.window).reshape(len(returns), -1).astype(np.float32)
-        self.n_assets = n_assets
-        self._n_features = n_assets * N_ASSET_FEATURES  # (n_obs, n_assets * 4) above
-        large = 1e6  # finite stand-in for "unbounded above" (volatility, trailing return, drawdown after ruin)
-        per_asset_low = np.tile([-1.0, 0.0, -10.0, 0.0], n_assets)  # return, volatility, Sharpe, drawdown
-        per_asset_high = np.tile([large, large, 10.0, 1.0], n_assets)
+        risky = np.array([asset != "cash" for asset in self.assets])
+        self.features = asset_features(self.returns, self.lookback, risky)  # (n_obs, n_assets, 5)
+        tokens = np.concatenate([self.features.reshape(len(returns), -1), regime_values], axis=1)  # (n_obs, token_size)
+        self.token_shape = (self.window, tokens.shape[1])
+        self.state_size = n_assets + 2
+        self.windows = _stack_windows(tokens, self.window)  # (n_obs, window * token_size) float32
+        self._n_tokens_flat = self.windows.shape[1]
+        self.observation_layout = {
+            "window": self.window, "n_assets": n_assets, "assets": list(self.assets),
+            "asset_features": list(ASSET_FEATURES), "regime_features": list(self.regime_names),
+            "token_shape": self.token_shape, "state": [f"weight_{asset}" for asset in self.assets] + ["drawdown", "volatility"],
+            "size": self._n_tokens_flat + self.state_size}
+        token_low = np.concatenate([np.tile([-1.0, 0.0, -10.0, 0.0, -1.0], n_assets), np.full(len(self.regime_names), -UNBOUNDED)])
+        token_high = np.concatenate([np.tile([UNBOUNDED, UNBOUNDED, 10.0, 1.0, 1.0], n_assets), np.full(len(self.regime_names), UNBOUNDED)])
         self.observation_space = spaces.Box(
-            low=np.concatenate([per_asset_low, np.zeros(n_assets), [0.0, 0.0]]).astype(np.float32),
-            high=np.concatenate([per_asset_high, np.ones(n_assets), [large, large]]).astype(np.float32),
+            low=np.concatenate([np.tile(token_low, self.window), np.zeros(n_assets), [0.0, 0.0]]).astype(np.float32),
+            high=np.concatenate([np.tile(token_high, self.window), np.ones(n_assets), [1.0, UNBOUNDED]]).astype(np.float32),
             dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_assets,), dtype=np.float32)
-        self._observation = np.zeros(self.observation_space.shape, dtype=np.float32)
         self._volatility_buffer = np.zeros(VOLATILITY_WINDOW)  # last net returns of the episode (ring)
         self._row = self.start_row
         self._reset_book()
 
     def _reset_book(self):
         "Fully in cash, at the initial equity, with no return history"
-        self._weights = np.zeros(self.n_assets)
+        self._weights = np.zeros(self.n_assets)  # (n_assets,) the book held after the last fill
         self._weights[self.cash_index] = 1.0
         self._equity = self._peak = self.initial_equity
         self._steps = 0
@@ -229,69 +418,410 @@ class AllocatorEnv(gym.Env):
         count = min(self._steps, VOLATILITY_WINDOW)
         if count < 2:
             return 0.0
-        variance = (self._return_square_sum - self._return_sum ** 2 / count) / (count - 1)
+        variance = (self._return_square_sum - self._return_sum * self._return_sum / count) / (count - 1)
         return float(np.sqrt(max(variance, 0.0)))
 
     def _drawdown(self) -> float:
         return 1.0 - self._equity / self._peak
 
-    def _observe(self) -> np.ndarray:  # (n_assets * 4 + n_assets + 2,) float32
-        observation = self._observation
-        observation[: self._n_features] = self.features[self._row]
-        observation[self._n_features: self._n_features + self.n_assets] = self._weights
+    def _observe(self) -> np.ndarray:  # (window * token_size + n_assets + 2,) float32
+        observation = np.empty(self._n_tokens_flat + self.state_size, dtype=np.float32)
+        observation[: self._n_tokens_flat] = self.windows[self._row]
+        observation[self._n_tokens_flat: -2] = self._weights
         observation[-2] = self._drawdown()
         observation[-1] = self._volatility()
-        return observation.copy()
+        return observation
+
+    def first_row(self, generator: np.random.Generator) -> int:
+        "The decision bar an episode starts at: the segment's first, or a random one for fixed-length episodes"
+        if self.episode_length is None:
+            return self.start_row
+        last_start = self.last_row - self.episode_length  # the episode's last step earns last_row
+        return int(generator.integers(self.start_row, last_start + 1))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if self.episode_length is None:
-            self._row = self.start_row
-        else:
-            last_start = self.last_row - self.episode_length  # the episode's last step earns last_row
-            self._row = int(self.np_random.integers(self.start_row, last_start + 1))
+        self._row = self.first_row(self.np_random)
         self._reset_book()
         return self._observe(), {"equity": self._equity, "date": self.dates[self._row]}
 
     def step(self, action: np.ndarray):
-        target = project_weights(action, self.max_weight, self.action_scale)  # (n_assets,)
-        turnover = float(np.abs(target - self._weights).sum())
-        equity_before = self._equity
-        cost_fraction = self.cost_bps * 1e-4 * turnover
-        cost = equity_before * cost_fraction
+        held = self._weights  # (n_assets,) the book over bar t+1
         next_returns = self.returns[self._row + 1]  # (n_assets,) the bar after the decision
-        gross_return = float(target @ next_returns)
-        gross_pnl = (equity_before - cost) * gross_return
+        equity_before = self._equity
+        gross_return = float(held @ next_returns)
+        gross_pnl = equity_before * gross_return
+        drifted = held * (1.0 + next_returns) / (1.0 + gross_return)  # (n_assets,) weights at the close of t+1
+        policy = project_weights(action, self.max_weight, self.action_scale)  # (n_assets,)
+        exposure = float(derisk_exposure(self._drawdown(), self.derisk_drawdown, self.derisk_floor))
+        target = exposure * policy
+        target[self.cash_index] += 1.0 - exposure
+        traded = np.abs(target - drifted)  # (n_assets,)
+        turnover = float(traded.sum())
+        cost = (equity_before + gross_pnl) * float(traded @ self.cost_rates)
         pnl = gross_pnl - cost
         self._equity = equity_before + pnl
         self._peak = max(self._peak, self._equity)
         net_return = pnl / equity_before
-        grown = target * (1.0 + next_returns)
-        total = grown.sum()
-        self._weights = grown / total if total > 0 else target
+        cost_fraction = cost / equity_before
+        self._weights = target
         slot = self._steps % VOLATILITY_WINDOW
-        if self._steps >= VOLATILITY_WINDOW:
-            dropped = self._volatility_buffer[slot]
-            self._return_sum -= dropped
-            self._return_square_sum -= dropped * dropped
+        dropped = self._volatility_buffer[slot]  # 0 until the ring is full
+        self._return_sum -= dropped
+        self._return_square_sum -= dropped * dropped
         self._volatility_buffer[slot] = net_return
         self._return_sum += net_return
         self._return_square_sum += net_return * net_return
         self._steps += 1
         self._row += 1
         volatility, drawdown = self._volatility(), self._drawdown()
+        hhi = float(concentration(policy))
         coefficients = self.reward_coefficients
         reward = (coefficients["alpha"] * net_return - coefficients["beta"] * volatility
-                  - coefficients["gamma"] * drawdown - coefficients["delta"] * cost_fraction)
+                  - coefficients["gamma"] * drawdown - coefficients["delta"] * cost_fraction
+                  - coefficients["concentration"] * hhi)
         terminated = bool(self._equity <= 0)
         truncated = bool(self._row >= self.last_row
                          or (self.episode_length is not None and self._steps >= self.episode_length))
         info = {"equity": self._equity, "pnl": pnl, "gross_pnl": gross_pnl, "cost": cost, "return": net_return,
-                "turnover": turnover, "position": target, "weights": self._weights.copy(),
-                "date": self.dates[self._row]}
+                "turnover": turnover, "held": held, "position": target.copy(), "exposure": exposure,
+                "concentration": hhi, "date": self.dates[self._row]}
         return self._observe(), float(reward), terminated, truncated and not terminated, info
 
-# %% ../nbs/03_master_env.ipynb #c040
+# %% ../nbs/03_master_env.ipynb #c052
+class BatchedAllocatorVecEnv(VecEnv):
+    "n_envs copies of AllocatorEnv stepped together in numpy: the same trajectories as DummyVecEnv over single envs"
+
+    def __init__(self,
+                 n_envs: int = 8,  # copies stepped together
+                 full_info: bool = False,  # per-copy info dicts with every AllocatorEnv key (slower)
+                 **env_kwargs,  # AllocatorEnv's keyword arguments (returns, regime, segment, ...)
+                ):
+        if int(n_envs) < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs!r}")
+        self.template = AllocatorEnv(**env_kwargs)
+        self.full_info = bool(full_info)
+        template = self.template
+        self.n_assets, self.cash_index = template.n_assets, template.cash_index
+        self.token_shape, self.state_size = template.token_shape, template.state_size
+        self.observation_layout = template.observation_layout
+        super().__init__(int(n_envs), template.observation_space, template.action_space)
+        self._copies = np.arange(self.num_envs)
+        self._ones = np.ones(self.n_assets)
+        self._rows = np.zeros(self.num_envs, dtype=np.int64)
+        self._weights = np.zeros((self.num_envs, self.n_assets))  # (n_envs, n_assets) books after the last fill
+        self._equity = np.zeros(self.num_envs)
+        self._peak = np.zeros(self.num_envs)
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        self._buffer = np.zeros((self.num_envs, VOLATILITY_WINDOW))  # (n_envs, 20) ring of net returns
+        self._return_sum = np.zeros(self.num_envs)
+        self._return_square_sum = np.zeros(self.num_envs)
+        self._generators: list[np.random.Generator | None] = [None] * self.num_envs
+        self._actions = np.zeros((self.num_envs, self.n_assets), dtype=np.float32)
+        self.last_step: dict[str, np.ndarray] = {}
+
+    def _reset_copy(self, index: int) -> None:
+        "Start a new episode in copy `index` (its start drawn from its own generator)"
+        template = self.template
+        self._rows[index] = template.first_row(self._generators[index])
+        self._weights[index] = 0.0
+        self._weights[index, self.cash_index] = 1.0
+        self._equity[index] = self._peak[index] = template.initial_equity
+        self._steps[index] = 0
+        self._buffer[index] = 0.0
+        self._return_sum[index] = self._return_square_sum[index] = 0.0
+        self.reset_infos[index] = {"equity": template.initial_equity, "date": template.dates[self._rows[index]]}
+
+    def _volatility(self) -> np.ndarray:  # (n_envs,)
+        count = np.minimum(self._steps, VOLATILITY_WINDOW)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = (self._return_square_sum - self._return_sum * self._return_sum / count) / (count - 1)
+        return np.where(count >= 2, np.sqrt(np.maximum(variance, 0.0)), 0.0)
+
+    def _observe(self, drawdown: np.ndarray, volatility: np.ndarray) -> np.ndarray:  # (n_envs, obs size) float32, fresh
+        n_tokens_flat = self.template._n_tokens_flat
+        observations = np.empty((self.num_envs, n_tokens_flat + self.state_size), dtype=np.float32)
+        observations[:, :n_tokens_flat] = np.take(self.template.windows, self._rows, axis=0)
+        observations[:, n_tokens_flat:-2] = self._weights
+        observations[:, -2] = drawdown
+        observations[:, -1] = volatility
+        return observations
+
+    def reset(self) -> np.ndarray:  # (n_envs, observation size)
+        for index in range(self.num_envs):
+            seed = self._seeds[index]
+            if seed is not None or self._generators[index] is None:
+                self._generators[index], _ = seeding.np_random(seed)
+            self._reset_copy(index)
+        self._reset_seeds()
+        self._reset_options()
+        return self._observe(np.zeros(self.num_envs), np.zeros(self.num_envs))
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        template, coefficients, ones = self.template, self.template.reward_coefficients, self._ones
+        actions = np.asarray(self._actions).reshape(self.num_envs, self.n_assets)
+        held = self._weights  # (n_envs, n_assets) the books over bar t+1
+        next_returns = np.take(template.returns, self._rows + 1, axis=0)  # (n_envs, n_assets)
+        equity_before = self._equity
+        gross_return = (held * next_returns) @ ones  # (n_envs,)
+        gross_pnl = equity_before * gross_return
+        drifted = held * (1.0 + next_returns) / (1.0 + gross_return)[:, None]
+        policy = project_weights_batch(actions, template.max_weight, template.action_scale)  # (n_envs, n_assets)
+        exposure = derisk_exposure(1.0 - equity_before / self._peak, template.derisk_drawdown, template.derisk_floor)
+        target = exposure[:, None] * policy
+        target[:, self.cash_index] += 1.0 - exposure
+        traded = np.abs(target - drifted)
+        turnover = traded @ ones
+        cost = (equity_before + gross_pnl) * (traded @ template.cost_rates)
+        pnl = gross_pnl - cost
+        equity = equity_before + pnl
+        net_return = pnl / equity_before
+        cost_fraction = cost / equity_before
+        self._equity = equity
+        self._peak = np.maximum(self._peak, equity)
+        self._weights = target
+        slot = self._steps % VOLATILITY_WINDOW
+        dropped = self._buffer[self._copies, slot]  # 0 until a ring is full
+        self._return_sum -= dropped
+        self._return_square_sum -= dropped * dropped
+        self._buffer[self._copies, slot] = net_return
+        self._return_sum += net_return
+        self._return_square_sum += net_return * net_return
+        self._steps += 1
+        self._rows += 1
+        volatility, drawdown = self._volatility(), 1.0 - equity / self._peak
+        hhi = concentration(policy)
+        rewards = (coefficients["alpha"] * net_return - coefficients["beta"] * volatility
+                   - coefficients["gamma"] * drawdown - coefficients["delta"] * cost_fraction
+                   - coefficients["concentration"] * hhi)
+        terminated = equity <= 0
+        truncated = self._rows >= template.last_row
+        if template.episode_length is not None:
+            truncated |= self._steps >= template.episode_length
+        truncated &= ~terminated
+        dones = terminated | truncated
+        dates = template.dates[self._rows]
+        self.last_step = {"equity": equity, "pnl": pnl, "gross_pnl": gross_pnl, "cost": cost, "return": net_return,
+                          "turnover": turnover, "held": held, "position": target, "exposure": exposure,
+                          "concentration": hhi, "date": dates}
+        observations = self._observe(drawdown, volatility)
+        if self.full_info:
+            infos = [{"equity": float(equity[index]), "pnl": float(pnl[index]), "gross_pnl": float(gross_pnl[index]),
+                      "cost": float(cost[index]), "return": float(net_return[index]), "turnover": float(turnover[index]),
+                      "held": held[index].copy(), "position": target[index].copy(), "exposure": float(exposure[index]),
+                      "concentration": float(hhi[index]), "date": dates[index],
+                      "TimeLimit.truncated": bool(truncated[index])} for index in range(self.num_envs)]
+        else:
+            infos = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            for index in np.flatnonzero(dones):
+                infos[index]["TimeLimit.truncated"] = bool(truncated[index])
+                infos[index]["terminal_observation"] = observations[index].copy()
+                self._reset_copy(index)
+                observations[index] = self._observe_one(index)
+        return observations, rewards.astype(np.float32), dones, infos
+
+    def _observe_one(self, index: int) -> np.ndarray:  # (observation size,) float32, right after a reset
+        n_tokens_flat = self.template._n_tokens_flat
+        observation = np.zeros(n_tokens_flat + self.state_size, dtype=np.float32)
+        observation[:n_tokens_flat] = self.template.windows[self._rows[index]]
+        observation[n_tokens_flat:-2] = self._weights[index]
+        return observation  # drawdown and volatility are 0 at reset
+
+    def close(self) -> None:
+        return None
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        "The shared AllocatorEnv's attribute, once per requested copy"
+        return [getattr(self.template, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        "Set an attribute of the shared AllocatorEnv (the copies share their settings)"
+        setattr(self.template, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        "Call a method of the shared AllocatorEnv, once per requested copy"
+        return [getattr(self.template, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+# %% ../nbs/03_master_env.ipynb #c058
+def bench_env_kwargs(n_assets: int = 15,  # sleeves including cash (the CIO: 7 specialists x 2 + cash)
+                     window: int = 1,  # days in the observation; 1 = vector observations
+                     n_days: int = 2000,
+                     seed: int = 0,
+                    ) -> dict:
+    "AllocatorEnv keyword arguments on seeded synthetic data for benchmarks"
+    names = tuple(f"sleeve_{index}" for index in range(n_assets - 1))
+    returns = synthetic_streams(n_days=n_days, seed=seed, names=names)
+    regime = regime_features(synthetic_market(n_days=n_days, seed=seed))
+    return {"returns": returns, "regime": regime, "window": window, "episode_length": 252}
+
+def bench_single(n_steps: int = 20_000, n_assets: int = 15, window: int = 1, seed: int = 0) -> dict:
+    "Steps per second of one AllocatorEnv with random actions"
+    env = AllocatorEnv(**bench_env_kwargs(n_assets, window, seed=seed))
+    env.reset(seed=seed)
+    actions = np.random.default_rng(seed).uniform(-1, 1, (n_steps, env.n_assets)).astype(np.float32)
+    for action in actions[:100]:  # warm-up, untimed
+        env.step(action)
+    env.reset(seed=seed)
+    began = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    seconds = time.perf_counter() - began
+    return {"steps_per_second": n_steps / seconds, "n_steps": n_steps, "n_assets": env.n_assets, "window": window,
+            "observation_size": int(env.observation_space.shape[0]), "seconds": seconds}
+
+def bench_batched(n_envs: int = 256, n_steps: int = 2000, n_assets: int = 15, window: int = 1, seed: int = 0) -> dict:
+    "Env-steps per second (copies x steps / wall time) of BatchedAllocatorVecEnv with random actions"
+    vec_env = BatchedAllocatorVecEnv(n_envs, **bench_env_kwargs(n_assets, window, seed=seed))
+    vec_env.seed(seed)
+    vec_env.reset()
+    pool = np.random.default_rng(seed).uniform(-1, 1, (16, n_envs, n_assets)).astype(np.float32)  # cycled
+    for step in range(16):  # warm-up, untimed
+        vec_env.step(pool[step])
+    began = time.perf_counter()
+    for step in range(n_steps):
+        vec_env.step(pool[step % 16])
+    seconds = time.perf_counter() - began
+    return {"env_steps_per_second": n_envs * n_steps / seconds, "n_envs": n_envs, "n_steps": n_steps,
+            "n_assets": n_assets, "window": window, "observation_size": int(vec_env.observation_space.shape[0]),
+            "seconds": seconds}
+
+# %% ../nbs/03_master_env.ipynb #c062
+STREAM_SOURCES = ("specialists", "combined")
+
+def _check_dates(frame: pd.DataFrame, path: Path) -> None:
+    "ValueError naming `path` unless its index is sorted, unique dates"
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise ValueError(f"{path} must have a DatetimeIndex, got {type(frame.index).__name__}")
+    if frame.index.has_duplicates:
+        raise ValueError(f"{path} has a duplicated date {frame.index[frame.index.duplicated()][0].date()}")
+    if not frame.index.is_monotonic_increasing:
+        raise ValueError(f"{path} dates are not sorted")
+
+def read_specialist_streams(root: str | Path,  # repository root holding outputs/
+                            specialists: Iterable[str],  # specialist names (params.yaml `specialists` keys)
+                            source: str = "specialists",  # "specialists" (one file each) or "combined" (one table)
+                           ) -> pd.DataFrame:  # (n_dates, <= 2 * n_specialists) raw streams, NaN where absent
+    "The specialists' out-of-sample daily net returns as written upstream: columns <name>, <name>_baseline"
+    from hrl_fund.config import require
+    root, names = Path(root), list(specialists)
+    if not names:
+        raise ValueError("no specialists given")
+    if source not in STREAM_SOURCES:
+        raise ValueError(f"unknown streams source {source!r} (known: {', '.join(STREAM_SOURCES)})")
+    if source == "combined":
+        path = require(root / "outputs/specialist_returns.parquet", "the specialists' returns table")
+        frame = pd.read_parquet(path)
+        _check_dates(frame, path)
+        missing = [name for name in names if name not in frame.columns]
+        if missing:
+            raise ValueError(f"{path} has no column for specialist(s) {missing} (columns: {list(frame.columns)})")
+        columns = [column for name in names for column in (name, f"{name}_baseline") if column in frame.columns]
+        return frame[columns].astype("float64").rename_axis("date")
+    columns = {}
+    for name in names:
+        path = require(root / "outputs/specialists" / name / "returns.parquet", "stage 02 (train_specialist)")
+        frame = pd.read_parquet(path)
+        for needed in ("agent", "baseline"):
+            if needed not in frame.columns:
+                raise ValueError(f"{path} has no column {needed!r} (columns: {list(frame.columns)})")
+        _check_dates(frame, path)
+        columns[name] = frame["agent"].astype("float64")
+        columns[f"{name}_baseline"] = frame["baseline"].astype("float64")
+    return pd.concat(columns, axis=1).sort_index().rename_axis("date")
+
+# %% ../nbs/03_master_env.ipynb #c064
+def _repair(rule: str, column: str, dates: pd.DatetimeIndex) -> dict:
+    "One logged repair: the rule, the column, how many days and the first and last of them"
+    record = {"rule": rule, "column": column, "days": int(len(dates)),
+              "first": str(dates[0].date()), "last": str(dates[-1].date())}
+    logger.warning("repair %s: %s, %d day(s) %s..%s", rule, column, record["days"], record["first"], record["last"])
+    return record
+
+def _longest_run(missing: np.ndarray) -> tuple[int, int]:  # (length, first row) of the longest True run
+    "Length and start of the longest run of True in a boolean vector"
+    best, best_start, current = 0, 0, 0
+    for row, flag in enumerate(missing):
+        current = current + 1 if flag else 0
+        if current > best:
+            best, best_start = current, row - current + 1
+    return best, best_start
+
+def align_streams(raw: pd.DataFrame,  # (n_dates, n_streams) daily net returns, NaN where absent
+                  calendar: pd.DatetimeIndex,  # the fund's business days
+                  max_gap_days: int = 5,  # longest run of missing days repaired flat
+                 ) -> tuple[pd.DataFrame, list[dict]]:  # (len(calendar), n_streams) returns, repairs
+    "Streams on `calendar`: off-calendar returns compounded into the next day, missing days flat; runs > max_gap_days fail"
+    calendar = pd.DatetimeIndex(calendar)
+    inside = raw.loc[(raw.index >= calendar[0]) & (raw.index <= calendar[-1])].astype("float64")
+    values = inside.to_numpy()
+    if np.isinf(values).any():
+        row, column = np.argwhere(np.isinf(values))[0]
+        raise ValueError(f"stream {inside.columns[column]!r} has an infinite return on {inside.index[row].date()}")
+    repairs = []
+    off_calendar = ~inside.index.isin(calendar)
+    if off_calendar.any():
+        for column in inside.columns:
+            moved = inside.index[off_calendar & inside[column].notna().to_numpy()]
+            if len(moved):
+                repairs.append(_repair("off_calendar_compounded", column, moved))
+    next_day = calendar[calendar.searchsorted(inside.index, side="left")]  # each date's calendar day (itself if on it)
+    growth = np.log1p(inside).groupby(next_day).sum(min_count=1)  # compounding, NaN only if every part is NaN
+    aligned = np.expm1(growth).reindex(calendar)
+    aligned.index.name = "date"
+    for column in aligned.columns:
+        missing = aligned[column].isna().to_numpy()
+        if not missing.any():
+            continue
+        length, start = _longest_run(missing)
+        if length > max_gap_days:
+            raise ValueError(f"stream {column!r} has no value on {length} consecutive calendar days from "
+                             f"{calendar[start].date()} (max_gap_days = {max_gap_days}): the specialist's returns "
+                             f"do not cover the CIO calendar")
+        repairs.append(_repair("missing_day_flat", column, calendar[missing]))
+        aligned[column] = aligned[column].fillna(0.0)
+    return aligned, repairs
+
+def drop_constant_sleeves(streams: pd.DataFrame,  # (n_days, n_sleeves) daily net returns
+                          segment,  # inclusive ISO dates (start, end) that decide, e.g. cio_train
+                         ) -> tuple[pd.DataFrame, list[dict]]:  # the kept sleeves, repairs
+    "Drop every non-cash sleeve whose returns are constant over `segment` (nothing to learn, no Sharpe ratio)"
+    inside = streams.loc[pd.Timestamp(segment[0]): pd.Timestamp(segment[1])]
+    repairs, keep = [], []
+    for column in streams.columns:
+        if column != "cash" and len(inside) > 1 and inside[column].std(ddof=1) <= CONSTANT_STD:
+            repairs.append(_repair("constant_sleeve_dropped", column, inside.index))
+        else:
+            keep.append(column)
+    if not [column for column in keep if column != "cash"]:
+        raise ValueError(f"every sleeve is constant over {list(segment)}: {list(streams.columns)}")
+    return streams[keep], repairs
+
+def align_regime(regime: pd.DataFrame,  # (n_dates, n_regime) indicators on the market's own days
+                 calendar: pd.DatetimeIndex,
+                 max_gap_days: int = 5,  # longest carry-forward
+                ) -> tuple[pd.DataFrame, list[dict]]:  # (len(calendar), n_regime), repairs
+    "Regime indicators on `calendar`, carrying the last value forward at most `max_gap_days` days; error beyond"
+    calendar = pd.DatetimeIndex(calendar)
+    union = regime.reindex(regime.index.union(calendar))
+    aligned = union.ffill(limit=max_gap_days).reindex(calendar)
+    aligned.index.name = "date"
+    if aligned.isna().any().any():
+        column = aligned.columns[aligned.isna().any()][0]
+        first = aligned.index[aligned[column].isna()][0]
+        raise ValueError(f"regime {column!r} has no value on or within {max_gap_days} days before {first.date()}")
+    carried = calendar[~calendar.isin(regime.index)]
+    repairs = [_repair("regime_carried_forward", "regime", carried)] if len(carried) else []
+    return aligned, repairs
+
 def cash_returns(rates: pd.DataFrame,  # (n_obs, ...) with a "tbill_3m" yield in percent
                  dates: pd.DatetimeIndex,  # the dates the cash sleeve needs
                  column: str = "tbill_3m",
@@ -307,59 +837,75 @@ def cash_returns(rates: pd.DataFrame,  # (n_obs, ...) with a "tbill_3m" yield in
                          f"({len(missing)} dates missing)")
     return (aligned / 100.0 / TRADING_DAYS).rename("cash")
 
-def cio_streams(root: str | Path,  # repository root holding outputs/
+# %% ../nbs/03_master_env.ipynb #c068
+def build_cio_dataset(raw_streams: pd.DataFrame,  # (n_dates, n_streams) from read_specialist_streams
+                      prices: pd.DataFrame,  # (n_days, ...) daily levels with the index and VIX (stage 00)
+                      rates: pd.DataFrame,  # (n_days, ...) with "tbill_3m" in percent (stage 00)
+                      segments: dict,  # params.yaml `segments`
+                      max_gap_days: int = 5,  # longest run of missing days repaired (streams and regime)
+                      index_column: str = "SP500",
+                      vix_column: str = "VIX",
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:  # streams (n_days, n_sleeves), regime (n_days, 4), report
+    "The CIO's streams (+ cash) and regime indicators on the fund calendar, with the report of every repair"
+    start, end = pd.Timestamp(segments["cio_train"][0]), pd.Timestamp(segments["test"][1])
+    if not isinstance(prices.index, pd.DatetimeIndex):
+        raise ValueError("prices must have a DatetimeIndex")
+    calendar = prices.index[(prices.index >= start) & (prices.index <= end)]
+    if len(calendar) < 2:
+        raise ValueError(f"prices hold {len(calendar)} days in the CIO span {start.date()}..{end.date()}")
+    calendar = pd.DatetimeIndex(calendar, name="date")
+    streams, repairs = align_streams(raw_streams, calendar, max_gap_days)
+    streams, dropped = drop_constant_sleeves(streams, segments["cio_train"])
+    streams["cash"] = cash_returns(rates, calendar).to_numpy()
+    for segment in ("cio_train", "cio_val", "test"):
+        first, last = pd.Timestamp(segments[segment][0]), pd.Timestamp(segments[segment][1])
+        n_inside = int(((calendar >= first) & (calendar <= last)).sum())
+        if n_inside < 2:
+            raise ValueError(f"the CIO calendar holds {n_inside} dates of segment {segment} {segments[segment]}; "
+                             f"at least 2 are needed")
+    for column in (index_column, vix_column):
+        if column not in prices.columns:
+            raise ValueError(f"prices has no column {column!r} for the regime indicators (columns: {list(prices.columns)})")
+    market = prices[[index_column, vix_column]].astype("float64")
+    market_repairs = []
+    missing = market.isna().any(axis=1)
+    if missing.any():
+        market_repairs.append(_repair("market_nan_dropped", f"{index_column}/{vix_column}", market.index[missing]))
+        market = market.loc[~missing]
+    regime, regime_repairs = align_regime(regime_features(market, index_column, vix_column), calendar, max_gap_days)
+    streams = check_streams(streams)
+    report = {"calendar": {"start": str(calendar[0].date()), "end": str(calendar[-1].date()), "days": len(calendar)},
+              "sleeves": list(streams.columns), "regime_features": list(regime.columns),
+              "dropped_sleeves": [repair["column"] for repair in dropped],
+              "repairs": repairs + dropped + market_repairs + regime_repairs, "max_gap_days": int(max_gap_days)}
+    return streams, regime, report
+
+def cio_dataset(root: str | Path,  # repository root holding outputs/
                 specialists: Iterable[str],  # specialist names (params.yaml `specialists` keys)
                 segments: dict,  # params.yaml `segments`
-               ) -> pd.DataFrame:  # (n_days, 2 * n_specialists + 1) daily net returns
-    "The CIO's streams over cio_train start .. test end: <name> (seed-mean agent), <name>_baseline, cash"
+                max_gap_days: int = 5,
+                source: str = "specialists",  # where the specialists' streams are read from (read_specialist_streams)
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:  # streams, regime, report (build_cio_dataset)
+    "Read the specialists' streams (stage 02), prices and rates (stage 00) under `root` and build the CIO's dataset"
     from hrl_fund.config import require
     root = Path(root)
-    start, end = pd.Timestamp(segments["cio_train"][0]), pd.Timestamp(segments["test"][1])
-    columns, reference = {}, None
-    for name in specialists:
-        path = require(root / "outputs/specialists" / name / "returns.parquet", "stage 02 (train_specialist)")
-        frame = pd.read_parquet(path)
-        for needed in ("agent", "baseline"):
-            if needed not in frame.columns:
-                raise ValueError(f"{path} has no column {needed!r} (columns: {list(frame.columns)})")
-        frame = check_streams(frame[["agent", "baseline"]]).drop(columns="cash")
-        frame = frame.loc[(frame.index >= start) & (frame.index <= end)]
-        if len(frame) == 0:
-            raise ValueError(f"{path} has no dates in the CIO segments {start.date()}..{end.date()}")
-        if reference is None:
-            reference = (name, frame.index)
-        elif not frame.index.equals(reference[1]):
-            differing = frame.index.symmetric_difference(reference[1])
-            raise ValueError(f"{path} dates do not align with {reference[0]}'s: {len(differing)} dates differ, "
-                             f"first {differing[0].date()}")
-        columns[name] = frame["agent"]
-        columns[f"{name}_baseline"] = frame["baseline"]
-    if reference is None:
-        raise ValueError("no specialists given")
+    raw_streams = read_specialist_streams(root, specialists, source)
+    prices = pd.read_parquet(require(root / "outputs/data/prices.parquet", "stage 00 (data)"))
     rates = pd.read_parquet(require(root / "outputs/data/rates.parquet", "stage 00 (data)"))
-    dates = reference[1]
-    covered = [(segment, (dates >= pd.Timestamp(segments[segment][0])) & (dates <= pd.Timestamp(segments[segment][1])))
-               for segment in ("cio_train", "cio_val", "test")]
-    for segment, inside in covered:
-        if inside.sum() < 2:
-            raise ValueError(f"the specialists' streams hold {inside.sum()} dates of segment {segment} "
-                             f"{segments[segment]}; at least 2 are needed")
-    streams = pd.DataFrame(columns, index=dates)
-    streams["cash"] = cash_returns(rates, dates).to_numpy()
-    streams.index.name = "date"
-    return check_streams(streams)
+    return build_cio_dataset(raw_streams, prices, rates, segments, max_gap_days)
 
-# %% ../nbs/03_master_env.ipynb #c042
+# %% ../nbs/03_master_env.ipynb #c070
 def write_synthetic_inputs(root: str | Path,  # folder that gets outputs/specialists/... and outputs/data/...
                            specialists: Iterable[str],  # names to fake
                            segments: dict,  # params.yaml `segments`
                            seed: int = 0,
                            n_seeds: int = 2,  # seed_<k> columns per specialist
                           ) -> None:
-    "Write seeded synthetic specialist returns.parquet files and a rates.parquet over the CIO segments"
+    "Write seeded synthetic specialist returns.parquet files, prices.parquet (SP500, VIX) and rates.parquet"
     from hrl_fund.config import save_parquet
     root = Path(root)
     dates = pd.bdate_range(segments["cio_train"][0], segments["test"][1], name="date")
+    history = pd.bdate_range(pd.Timestamp(segments["cio_train"][0]) - pd.Timedelta(days=365), segments["test"][1], name="date")
     rng = np.random.default_rng(seed)
     for position, name in enumerate(specialists):
         streams = synthetic_streams(n_days=len(dates), seed=seed + 101 * position, names=("a", "b", "c"))
@@ -368,6 +914,8 @@ def write_synthetic_inputs(root: str | Path,  # folder that gets outputs/special
         frame["agent"] = frame.mean(axis=1)
         frame["baseline"] = streams["c"].to_numpy()
         save_parquet(frame, root / "outputs/specialists" / name / "returns.parquet")
-    yields = 2.0 + np.cumsum(rng.normal(0, 0.02, len(dates)))  # percent
-    save_parquet(pd.DataFrame({"tbill_3m": np.clip(yields, 0.0, None)}, index=dates),
+    market = synthetic_market(n_days=len(history), seed=seed, start=str(history[0].date()))
+    save_parquet(market.set_axis(history), root / "outputs/data/prices.parquet")
+    yields = 2.0 + np.cumsum(rng.normal(0, 0.02, len(history)))  # percent
+    save_parquet(pd.DataFrame({"tbill_3m": np.clip(yields, 0.0, None)}, index=history),
                  root / "outputs/data/rates.parquet")

@@ -1,4 +1,4 @@
-"""PPO on the allocator env: trained on cio_train, checkpoint chosen on cio_val, observations normalised with frozen statistics at evaluation; stage 04 trains one CIO per seed
+"""PPO with a Transformer-encoder feature extractor (the MLP as ablation) on the batched allocator env: trained on cio_train, checkpoint chosen on cio_val, observations normalised with frozen statistics at evaluation; stage 04 trains both policies over the seeds
 
 Docs: https://hrl-fund.github.io/hrl_fund/master_training.html.md"""
 
@@ -8,35 +8,53 @@ Docs: https://hrl-fund.github.io/hrl_fund/master_training.html.md"""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+from torch import nn
 from tqdm.std import tqdm
 
-from .allocator import TRADING_DAYS, AllocatorEnv, synthetic_streams
+from hrl_fund.allocator import (
+    ASSET_FEATURES,
+    TRADING_DAYS,
+    AllocatorEnv,
+    BatchedAllocatorVecEnv,
+    bench_env_kwargs,
+    regime_features,
+    synthetic_market,
+    synthetic_streams,
+)
 from .metrics import sharpe_ratio
 
 # %% auto #0
-__all__ = ['ALGO_DEFAULTS', 'CIO_DEFAULTS', 'ENV_KEYS', 'allocator_settings', 'train_allocator', 'run_allocator']
+__all__ = ['ALGO_DEFAULTS', 'POLICIES', 'TRANSFORMER_DEFAULTS', 'ENV_KEYS', 'CIO_DEFAULTS', 'allocator_settings',
+           'sinusoidal_encoding', 'TransformerExtractor', 'policy_kwargs', 'train_allocator', 'run_allocator',
+           'bench_training']
 
 # %% ../nbs/04_master_training.ipynb #c005
 ALGO_DEFAULTS = {"lr": 0.0003, "gamma": 0.99, "n_steps": 512, "batch_size": 64, "n_epochs": 10, "ent_coef": 0.0,
                  "clip_range": 0.2, "gae_lambda": 0.95, "net_arch": [64, 64], "total_timesteps": 20_000,
                  "n_envs": 1, "eval_freq": None, "n_eval_episodes": 1, "torch_threads": 1}
-CIO_DEFAULTS = {"window": 20, "max_weight": 0.5, "cost_bps": 5.0, "reward": None, "episode_length": 252,
-                "action_scale": 5.0, "progress_bar": True}
-ENV_KEYS = ("window", "max_weight", "cost_bps", "reward", "action_scale")
+POLICIES = ("transformer", "mlp")
+TRANSFORMER_DEFAULTS = {"d_model": 32, "n_heads": 2, "n_layers": 1, "dim_feedforward": 64, "attend": "time"}
+ENV_KEYS = ("window", "lookback", "max_weight", "cost_bps", "reward", "derisk_drawdown", "derisk_floor", "action_scale")
+CIO_DEFAULTS = {"policy": "transformer", "ablation": "mlp", "transformer": None, "window": 20, "lookback": 60,
+                "max_weight": 0.5, "cost_bps": 5.0, "reward": None, "derisk_drawdown": 0.1, "derisk_floor": 0.25,
+                "action_scale": 5.0, "episode_length": 252, "progress_bar": True, "max_gap_days": 5,
+                "streams_source": "specialists"}
 
 def allocator_settings(algo: dict | None, cio: dict | None) -> dict:
-    "Merged hyperparameters (`algo` overridden by `cio['algo']`) and env settings; ValueError on unknown keys"
+    "Merged hyperparameters (`algo` overridden by `cio['algo']`), env settings, policies; ValueError on unknown keys"
     cio = dict(cio or {})
     overrides = cio.pop("algo", None) or {}
     hyper = dict(ALGO_DEFAULTS)
@@ -50,12 +68,107 @@ def allocator_settings(algo: dict | None, cio: dict | None) -> dict:
         if key not in CIO_DEFAULTS:
             raise ValueError(f"unknown cio key {key!r} (known: algo, {', '.join(CIO_DEFAULTS)})")
         settings[key] = value
+    transformer = dict(TRANSFORMER_DEFAULTS)
+    for key, value in (settings["transformer"] or {}).items():
+        if key not in TRANSFORMER_DEFAULTS:
+            raise ValueError(f"unknown cio.transformer key {key!r} (known: {', '.join(TRANSFORMER_DEFAULTS)})")
+        transformer[key] = value
+    for key in ("policy", "ablation"):
+        allowed = POLICIES if key == "policy" else (*POLICIES, None)
+        if settings[key] not in allowed:
+            raise ValueError(f"cio.{key} must be one of {allowed}, got {settings[key]!r}")
+    if transformer["d_model"] % transformer["n_heads"] != 0:
+        raise ValueError(f"cio.transformer.d_model ({transformer['d_model']}) must be a multiple of n_heads "
+                         f"({transformer['n_heads']})")
     if hyper["eval_freq"] is None:
         hyper["eval_freq"] = max(int(hyper["n_steps"]) * int(hyper["n_envs"]), int(hyper["total_timesteps"]) // 10)
-    return {"algo": hyper, "env": {key: settings[key] for key in ENV_KEYS},
-            "episode_length": settings["episode_length"], "progress_bar": bool(settings["progress_bar"])}
+    ablation = None if settings["ablation"] == settings["policy"] else settings["ablation"]
+    return {"algo": hyper, "env": {key: settings[key] for key in ENV_KEYS}, "policy": settings["policy"],
+            "ablation": ablation, "transformer": transformer, "episode_length": settings["episode_length"],
+            "progress_bar": bool(settings["progress_bar"])}
 
 # %% ../nbs/04_master_training.ipynb #c009
+def sinusoidal_encoding(n_positions: int, d_model: int) -> torch.Tensor:  # (n_positions, d_model)
+    "Fixed positional code of Vaswani et al. (2017): sin on even, cos on odd dimensions, wavelengths up to 10^4"
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]  # (n_positions, 1)
+    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10_000.0) / d_model))
+    encoding = torch.zeros(n_positions, d_model)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
+    return encoding
+
+class TransformerExtractor(BaseFeaturesExtractor):
+    "Transformer encoder over the allocator observation's daily tokens (attend='time') or sleeve tokens ('sleeves')"
+
+    def __init__(self,
+                 observation_space: gym.spaces.Box,  # (window * token_size + n_assets + 2,)
+                 window: int,  # days in the observation
+                 n_assets: int,  # sleeves, cash included
+                 n_regime: int = 0,  # regime indicators per token
+                 n_asset_features: int = len(ASSET_FEATURES),
+                 d_model: int = 32,
+                 n_heads: int = 2,
+                 n_layers: int = 1,
+                 dim_feedforward: int = 64,
+                 attend: str = "time",  # "time" (tokens = days) or "sleeves" (tokens = sleeves)
+                ):
+        token_size = n_assets * n_asset_features + n_regime
+        state_size = n_assets + 2
+        expected = window * token_size + state_size
+        if observation_space.shape != (expected,):
+            raise ValueError(f"observation shape {observation_space.shape} does not match window={window}, "
+                             f"n_assets={n_assets}, n_regime={n_regime}: expected ({expected},)")
+        if attend not in ("time", "sleeves"):
+            raise ValueError(f"attend must be 'time' or 'sleeves', got {attend!r}")
+        features_dim = 2 * d_model + state_size if attend == "time" else n_assets * d_model + n_regime + 2
+        super().__init__(observation_space, features_dim)
+        self.window, self.n_assets, self.n_regime = window, n_assets, n_regime
+        self.n_asset_features, self.token_size, self.attend = n_asset_features, token_size, attend
+        if attend == "time":
+            self.projection = nn.Linear(token_size, d_model)
+            self.register_buffer("position", sinusoidal_encoding(window, d_model))  # (window, d_model)
+        else:
+            self.projection = nn.Linear(window * n_asset_features + 1, d_model)
+            self.position = nn.Parameter(torch.randn(n_assets, d_model) * 0.02)  # (n_assets, d_model) learned
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:  # (batch, obs size) -> (batch, features_dim)
+        batch = observations.shape[0]
+        n_flat = self.window * self.token_size
+        tokens = observations[:, :n_flat].reshape(batch, self.window, self.token_size)  # (batch, window, token_size)
+        state = observations[:, n_flat:]  # (batch, n_assets + 2): weights, drawdown, volatility
+        if self.attend == "time":
+            encoded = self.norm(self.encoder(self.projection(tokens) + self.position))  # (batch, window, d_model)
+            return torch.cat([encoded[:, -1], encoded.mean(dim=1), state], dim=1)
+        per_sleeve = tokens[:, :, : self.n_assets * self.n_asset_features]
+        per_sleeve = per_sleeve.reshape(batch, self.window, self.n_assets, self.n_asset_features)
+        per_sleeve = per_sleeve.permute(0, 2, 1, 3).reshape(batch, self.n_assets, -1)  # (batch, n_assets, window * 5)
+        weights = state[:, : self.n_assets, None]  # (batch, n_assets, 1)
+        sleeve_tokens = self.projection(torch.cat([per_sleeve, weights], dim=2)) + self.position  # (batch, n_assets, d_model)
+        encoded = self.norm(self.encoder(sleeve_tokens))  # (batch, n_assets, d_model)
+        regime_today = tokens[:, -1, self.n_assets * self.n_asset_features:]  # (batch, n_regime)
+        return torch.cat([encoded.reshape(batch, -1), regime_today, state[:, self.n_assets:]], dim=1)
+
+def policy_kwargs(policy: str,  # "transformer" or "mlp"
+                  env: AllocatorEnv | BatchedAllocatorVecEnv,  # gives the observation layout
+                  net_arch: list[int],  # actor and critic hidden layers (on top of the extractor)
+                  transformer: dict | None = None,  # TRANSFORMER_DEFAULTS keys
+                 ) -> dict:
+    "SB3 `policy_kwargs` for PPO('MlpPolicy', ...): the Transformer extractor, or plain MLP heads"
+    if policy == "mlp":
+        return {"net_arch": list(net_arch)}
+    if policy != "transformer":
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    layout = env.observation_layout
+    extractor = {"window": layout["window"], "n_assets": layout["n_assets"], "n_regime": len(layout["regime_features"]),
+                 "n_asset_features": len(layout["asset_features"]), **{**TRANSFORMER_DEFAULTS, **(transformer or {})}}
+    return {"features_extractor_class": TransformerExtractor, "features_extractor_kwargs": extractor,
+            "net_arch": list(net_arch)}
+
+# %% ../nbs/04_master_training.ipynb #c013
 class _SaveNormalization(BaseCallback):
     "Called on a new best validation score: saves the training VecNormalize statistics beside the model"
     def __init__(self, path: Path):
@@ -83,89 +196,130 @@ class _ProgressBar(BaseCallback):
     def _on_training_end(self) -> None:
         self.bar.close()
 
-def _monitored(returns: pd.DataFrame, segment, env_kwargs: dict, episode_length: int | None):
-    "A factory of a Monitor-wrapped AllocatorEnv (DummyVecEnv wants callables)"
-    return lambda: Monitor(AllocatorEnv(returns, segment=tuple(segment), episode_length=episode_length, **env_kwargs))
-
 def train_allocator(returns: pd.DataFrame,  # (n_days, n_assets) daily net returns covering cio_train and cio_val
                     segments: dict,  # params.yaml `segments` (uses cio_train and cio_val only)
                     algo: dict | None,  # shared hyperparameters (params.yaml `algo`)
                     cio: dict | None,  # CIO settings (params.yaml `cio`); cio["algo"] overrides algo
                     seed: int,
                     out_dir: str | Path,  # gets model.zip, vecnormalize.pkl, allocator.json
-                   ) -> dict:  # validation_sharpe, best_validation_reward, timesteps, wall_time_s
+                    regime: pd.DataFrame | None = None,  # (n_days, n_regime) regime indicators on returns' dates
+                    policy: str | None = None,  # "transformer" or "mlp"; None = cio's `policy`
+                   ) -> dict:  # policy, validation_sharpe, best_validation_reward, timesteps, steps_per_second, ...
     "Train a PPO allocator on cio_train, keep the checkpoint that scores best on cio_val; return its summary"
     # validation_sharpe: annualised mean / std of the chosen checkpoint's daily net returns on cio_val (no risk-free deduction)
     began = time.perf_counter()
     settings = allocator_settings(algo, cio)
+    policy = settings["policy"] if policy is None else policy
     hyper, env_kwargs = settings["algo"], settings["env"]
     torch.set_num_threads(int(hyper["torch_threads"]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    probe = AllocatorEnv(returns, segment=tuple(segments["cio_train"]), **env_kwargs)
+    probe = AllocatorEnv(returns, regime=regime, segment=tuple(segments["cio_train"]), **env_kwargs)
     episode_length = settings["episode_length"]
     if episode_length is not None:
         episode_length = min(int(episode_length), probe.n_steps_available)
-    train_env = VecNormalize(DummyVecEnv([_monitored(returns, segments["cio_train"], env_kwargs, episode_length)
-                                          for _ in range(int(hyper["n_envs"]))]),
+    n_envs = int(hyper["n_envs"])
+    train_env = VecNormalize(VecMonitor(BatchedAllocatorVecEnv(n_envs, returns=returns, regime=regime,
+                                                               segment=tuple(segments["cio_train"]),
+                                                               episode_length=episode_length, **env_kwargs)),
                              norm_obs=True, norm_reward=True, gamma=float(hyper["gamma"]))
-    validation_env = VecNormalize(DummyVecEnv([_monitored(returns, segments["cio_val"], env_kwargs, None)]),
+    validation_env = VecNormalize(VecMonitor(BatchedAllocatorVecEnv(1, returns=returns, regime=regime,
+                                                                    segment=tuple(segments["cio_val"]), **env_kwargs)),
                                   training=False, norm_reward=False)
     model = PPO("MlpPolicy", train_env, learning_rate=float(hyper["lr"]), gamma=float(hyper["gamma"]),
                 n_steps=int(hyper["n_steps"]), batch_size=int(hyper["batch_size"]), n_epochs=int(hyper["n_epochs"]),
                 ent_coef=float(hyper["ent_coef"]), clip_range=float(hyper["clip_range"]),
-                gae_lambda=float(hyper["gae_lambda"]), policy_kwargs={"net_arch": list(hyper["net_arch"])},
+                gae_lambda=float(hyper["gae_lambda"]),
+                policy_kwargs=policy_kwargs(policy, probe, hyper["net_arch"], settings["transformer"]),
                 seed=int(seed), device="auto", verbose=0)
     statistics_path = out_dir / "vecnormalize.pkl"
     evaluation = EvalCallback(validation_env, callback_on_new_best=_SaveNormalization(statistics_path),
                               n_eval_episodes=int(hyper["n_eval_episodes"]),
-                              eval_freq=max(1, int(hyper["eval_freq"]) // int(hyper["n_envs"])),
+                              eval_freq=max(1, int(hyper["eval_freq"]) // n_envs),
                               best_model_save_path=str(out_dir), log_path=str(out_dir), deterministic=True, verbose=0, warn=False)
     callbacks = [evaluation]
     if settings["progress_bar"]:
-        callbacks.append(_ProgressBar(int(hyper["total_timesteps"]), f"allocator seed {seed}"))
+        callbacks.append(_ProgressBar(int(hyper["total_timesteps"]), f"allocator {policy} seed {seed}"))
+    learning_began = time.perf_counter()
     model.learn(total_timesteps=int(hyper["total_timesteps"]), callback=callbacks)
+    learning_seconds = time.perf_counter() - learning_began
     if evaluation.n_calls % evaluation.eval_freq != 0:  # the final policy was not validated yet: do it, same rules
         evaluation.n_calls = evaluation.eval_freq - 1
         evaluation.on_step()
     (out_dir / "best_model.zip").replace(out_dir / "model.zip")
     (out_dir / "allocator.json").write_text(json.dumps(
-        {"assets": list(returns.columns), "env": env_kwargs, "seed": int(seed), "algo": hyper,
+        {"assets": list(probe.assets), "regime_features": list(probe.regime_names), "env": env_kwargs,
+         "policy": policy, "transformer": settings["transformer"] if policy == "transformer" else None,
+         "seed": int(seed), "algo": hyper, "episode_length": episode_length,
          "train_segment": list(segments["cio_train"]), "validation_segment": list(segments["cio_val"])},
         indent=2, sort_keys=True) + "\n")
-    validation_returns, _ = run_allocator(out_dir, returns, segments["cio_val"])
-    return {"seed": int(seed), "validation_sharpe": float(np.nan_to_num(sharpe_ratio(validation_returns, periods_per_year=TRADING_DAYS))),
+    validation_returns, _ = run_allocator(out_dir, returns, segments["cio_val"], regime=regime)
+    return {"seed": int(seed), "policy": policy,
+            "validation_sharpe": float(np.nan_to_num(sharpe_ratio(validation_returns, periods_per_year=TRADING_DAYS))),
             "best_validation_reward": float(evaluation.best_mean_reward), "timesteps": int(model.num_timesteps),
-            "evaluations": len(evaluation.evaluations_results), "wall_time_s": time.perf_counter() - began}
+            "evaluations": len(evaluation.evaluations_results), "device": str(model.device),
+            "steps_per_second": model.num_timesteps / learning_seconds, "wall_time_s": time.perf_counter() - began}
 
-# %% ../nbs/04_master_training.ipynb #c011
+# %% ../nbs/04_master_training.ipynb #c015
 def run_allocator(model_dir: str | Path,  # a train_allocator folder
                   returns: pd.DataFrame,  # (n_days, n_assets) daily net returns, same columns as in training
                   segment,  # inclusive ISO dates (start, end)
-                 ) -> tuple[pd.Series, pd.DataFrame]:  # (n_steps,) net returns, (n_steps, n_assets) weights
-    "Daily net returns and weights of a trained allocator's deterministic policy over `segment`"
+                  regime: pd.DataFrame | None = None,  # (n_days, n_regime) same columns as in training
+                 ) -> tuple[pd.Series, pd.DataFrame]:  # (n_steps,) net returns, (n_steps, n_assets) weights held
+    "Daily net returns and held weights of a trained allocator's deterministic policy over `segment`"
     model_dir = Path(model_dir)
     for name in ("model.zip", "vecnormalize.pkl", "allocator.json"):
         if not (model_dir / name).exists():
             raise FileNotFoundError(f"{model_dir / name} is missing: train_allocator writes it")
     config = json.loads((model_dir / "allocator.json").read_text())
-    env = AllocatorEnv(returns, segment=tuple(segment), episode_length=None, **config["env"])
+    env = AllocatorEnv(returns, regime=regime, segment=tuple(segment), episode_length=None, **config["env"])
     if env.assets != config["assets"]:
         raise ValueError(f"returns columns {env.assets} differ from the assets the model was trained on "
                          f"{config['assets']}")
+    if env.regime_names != config.get("regime_features", []):
+        raise ValueError(f"regime columns {env.regime_names} differ from the ones the model was trained on "
+                         f"{config.get('regime_features', [])}")
     statistics = VecNormalize.load(str(model_dir / "vecnormalize.pkl"), DummyVecEnv([lambda: env]))
     statistics.training, statistics.norm_reward = False, False
     model = PPO.load(str(model_dir / "model.zip"), device="auto")
     observation, _ = env.reset(seed=0)
-    net_returns, dates, positions = [], [], []
+    net_returns, dates, held = [], [], []
     while True:
         action, _ = model.predict(statistics.normalize_obs(observation), deterministic=True)
         observation, _, terminated, truncated, info = env.step(action)
         net_returns.append(info["return"])
         dates.append(info["date"])
-        positions.append(info["position"])
+        held.append(info["held"])
         if terminated or truncated:
             break
     index = pd.DatetimeIndex(dates, name="date")
     return (pd.Series(net_returns, index=index, name="allocator"),
-            pd.DataFrame(np.array(positions), index=index, columns=env.assets))
+            pd.DataFrame(np.array(held), index=index, columns=env.assets))
+
+# %% ../nbs/04_master_training.ipynb #c021
+def bench_training(policy: str = "transformer",
+                   total_timesteps: int = 4096,
+                   algo: dict | None = None,  # ALGO_DEFAULTS keys
+                   cio: dict | None = None,  # CIO_DEFAULTS keys (window, transformer, ...)
+                   n_assets: int = 15,  # sleeves including cash
+                   seed: int = 0,
+                  ) -> dict:  # steps_per_second, seconds, policy, n_envs, observation_size, device
+    "Env steps per second of PPO training (learning included) on a synthetic CIO-sized universe"
+    settings = allocator_settings(algo, cio)
+    hyper = settings["algo"]
+    torch.set_num_threads(int(hyper["torch_threads"]))
+    data = bench_env_kwargs(n_assets, window=settings["env"]["window"], n_days=1500, seed=seed)
+    env_kwargs = {**settings["env"], "returns": data["returns"], "regime": data["regime"],
+                  "episode_length": settings["episode_length"]}
+    vec_env = VecNormalize(VecMonitor(BatchedAllocatorVecEnv(int(hyper["n_envs"]), **env_kwargs)),
+                           gamma=float(hyper["gamma"]))
+    model = PPO("MlpPolicy", vec_env, learning_rate=float(hyper["lr"]), gamma=float(hyper["gamma"]),
+                n_steps=int(hyper["n_steps"]), batch_size=int(hyper["batch_size"]), n_epochs=int(hyper["n_epochs"]),
+                policy_kwargs=policy_kwargs(policy, vec_env.venv.venv, hyper["net_arch"], settings["transformer"]),
+                seed=seed, device="auto", verbose=0)
+    began = time.perf_counter()
+    model.learn(total_timesteps=total_timesteps)
+    seconds = time.perf_counter() - began
+    return {"policy": policy, "steps_per_second": model.num_timesteps / seconds, "seconds": seconds,
+            "timesteps": int(model.num_timesteps), "n_envs": int(hyper["n_envs"]),
+            "observation_size": int(vec_env.observation_space.shape[0]), "device": str(model.device)}
