@@ -718,8 +718,12 @@ def read_specialist_streams(root: str | Path,  # repository root holding outputs
     if source not in STREAM_SOURCES:
         raise ValueError(f"unknown streams source {source!r} (known: {', '.join(STREAM_SOURCES)})")
     if source == "combined":
-        path = require(root / "outputs/specialist_returns.parquet", "the specialists' returns table")
+        path = require(root / "outputs/specialist_returns.parquet", "stage 03's collect_specialists")
         frame = pd.read_parquet(path)
+        if isinstance(frame.columns, pd.MultiIndex):  # stage 02's (specialist, column) layout: agent and baseline
+            frame = pd.DataFrame({(name if column == "agent" else f"{name}_baseline"): frame[(name, column)]
+                                  for name in frame.columns.get_level_values(0).unique() for column in ("agent", "baseline")
+                                  if (name, column) in frame.columns}, index=frame.index)
         _check_dates(frame, path)
         missing = [name for name in names if name not in frame.columns]
         if missing:

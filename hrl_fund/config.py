@@ -137,9 +137,14 @@ ISO_DATE = "iso-date"
 
 Number = (int, float)
 _COSTS = {"commission_bps": Number, "half_spread_bps": Number, "slippage_bps": Number, "borrow_bps_annual": Number}
-_ALGO = {"lr": Number, "gamma": Number, "n_steps": int, "batch_size": int, "n_epochs": int, "ent_coef": Number,
-         "clip_range": Number, "gae_lambda": Number, "net_arch": ListOf(int), "total_timesteps": int,
-         "n_envs": int, "eval_freq": int, "n_eval_episodes": int, "torch_threads": int}
+_ALGO_KEYS = {"lr": Number, "gamma": Number, "n_steps": int, "batch_size": int, "n_epochs": int, "ent_coef": Number,
+              "clip_range": Number, "gae_lambda": Number, "net_arch": ListOf(int), "total_timesteps": int,
+              "n_envs": int, "eval_freq": int, "n_eval_episodes": int, "torch_threads": int, "vec_env": str,
+              "buffer_size": int, "learning_starts": int, "train_freq": int, "gradient_steps": int,
+              "target_update_interval": int, "tau": Number, "exploration_fraction": Number,
+              "exploration_initial_eps": Number, "exploration_final_eps": Number, "action_noise_sigma": Number}
+# shared keys, plus one override block per SB3 algorithm (algo.PPO, algo.DQN, algo.DDPG) with the same keys
+_ALGO = {**_ALGO_KEYS, "PPO": _ALGO_KEYS, "DQN": _ALGO_KEYS, "DDPG": _ALGO_KEYS}
 _SEGMENT = ListOf(ISO_DATE, length=2)
 
 PARAMS_SCHEMA = {

@@ -37,9 +37,9 @@ from hrl_fund.allocator import (
 from .metrics import sharpe_ratio
 
 # %% auto #0
-__all__ = ['ALGO_DEFAULTS', 'POLICIES', 'TRANSFORMER_DEFAULTS', 'ENV_KEYS', 'CIO_DEFAULTS', 'allocator_settings',
-           'sinusoidal_encoding', 'TransformerExtractor', 'policy_kwargs', 'train_allocator', 'run_allocator',
-           'bench_training']
+__all__ = ['ALGO_DEFAULTS', 'POLICIES', 'TRANSFORMER_DEFAULTS', 'ENV_KEYS', 'CIO_DEFAULTS', 'SPECIALIST_ONLY_KEYS',
+           'allocator_settings', 'sinusoidal_encoding', 'TransformerExtractor', 'policy_kwargs', 'train_allocator',
+           'run_allocator', 'bench_training']
 
 # %% ../nbs/04_master_training.ipynb #c005
 ALGO_DEFAULTS = {"lr": 0.0003, "gamma": 0.99, "n_steps": 512, "batch_size": 64, "n_epochs": 10, "ent_coef": 0.0,
@@ -53,12 +53,19 @@ CIO_DEFAULTS = {"policy": "transformer", "ablation": "mlp", "transformer": None,
                 "action_scale": 5.0, "episode_length": 252, "progress_bar": True, "max_gap_days": 5,
                 "streams_source": "specialists"}
 
+# shared `algo` keys that only the specialists' off-policy algorithms or their vectorised envs use: the PPO allocator
+# (trained on its own batched VecEnv) ignores them, as it ignores the `algo.DQN` and `algo.DDPG` blocks
+SPECIALIST_ONLY_KEYS = ("vec_env", "buffer_size", "learning_starts", "train_freq", "gradient_steps", "target_update_interval",
+                        "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+                        "action_noise_sigma", "DQN", "DDPG")
+
 def allocator_settings(algo: dict | None, cio: dict | None) -> dict:
-    "Merged hyperparameters (`algo` overridden by `cio['algo']`), env settings, policies; ValueError on unknown keys"
+    "Merged hyperparameters (shared `algo` < `algo.PPO` < `cio['algo']`), env settings, policies; ValueError on unknown keys"
     cio = dict(cio or {})
     overrides = cio.pop("algo", None) or {}
+    shared = {key: value for key, value in (algo or {}).items() if key not in SPECIALIST_ONLY_KEYS and key != "PPO"}
     hyper = dict(ALGO_DEFAULTS)
-    for source, values in (("algo", algo or {}), ("cio.algo", overrides)):
+    for source, values in (("algo", shared), ("algo.PPO", (algo or {}).get("PPO") or {}), ("cio.algo", overrides)):
         for key, value in values.items():
             if key not in ALGO_DEFAULTS:
                 raise ValueError(f"unknown {source} key {key!r} (known: {', '.join(ALGO_DEFAULTS)})")

@@ -1,4 +1,4 @@
-"""SB3 agent factory, training with validation-selected checkpoints, frozen save/load, and deterministic evaluation of one specialist
+"""SB3 agents from params.yaml, validation-selected checkpoints with resume, frozen save/load, specialist reports and out-of-sample streams, Optuna tuning
 
 Docs: https://hrl-fund.github.io/hrl_fund/specialist_training.html.md"""
 
@@ -7,18 +7,23 @@ Docs: https://hrl-fund.github.io/hrl_fund/specialist_training.html.md"""
 # %% ../nbs/02_specialist_training.ipynb #c003
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
+import hashlib
 import importlib.util
 import inspect
 import json
 import math
 import os
 import shutil
+import sys
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import gymnasium as gym
 import numpy as np
@@ -26,50 +31,134 @@ import pandas as pd
 import torch
 from stable_baselines3 import DDPG, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize, sync_envs_normalization
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import (DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize,
+                                              sync_envs_normalization)
+from tqdm import tqdm
 
-from .config import PARAMS_SCHEMA, write_json
+from .config import save_parquet, write_json
 from .metrics import max_drawdown, sharpe_ratio, total_return
 
 # %% auto #0
-__all__ = ['REQUIRED_HYPER', 'OPTIONAL_HYPER', 'ALGORITHMS', 'merge_hyper', 'tensorboard_available', 'tensorboard_dir',
-           'check_action_space', 'make_agent', 'specialist_spec', 'specialist_settings', 'make_env', 'SaveBestCallback',
-           'save_agent', 'train_specialist', 'FrozenAgent', 'load_specialist', 'random_policy', 'run_policy',
-           'stream_metrics', 'summarize_seeds']
+__all__ = ['ALGORITHMS', 'HYPER_KEYS', 'ALGO_DEFAULTS', 'REPORT_SEGMENTS', 'NET_ARCHS', 'HyperKey', 'check_algo_name',
+           'merge_hyper', 'tensorboard_available', 'tensorboard_dir', 'check_action_space', 'sb3_kwargs', 'make_agent',
+           'env_fingerprint', 'check_fingerprint', 'specialist_spec', 'specialist_settings', 'StepClock', 'StepTimer',
+           'make_env', 'make_vec_env', 'TimeSplit', 'ProgressBar', 'ValidationCallback', 'check_resumable',
+           'train_specialist', 'FrozenAgent', 'model_meta', 'load_specialist', 'random_policy', 'flat_policy',
+           'run_policy', 'stream_metrics', 'summarize_seeds', 'check_out_of_sample', 'pad_after_termination',
+           'evaluate_specialist', 'specialists_table', 'collect_specialists', 'benchmark_training', 'suggest_hyper',
+           'open_storage', 'tune_specialist', 'params_snippet', 'specialist_from_params', 'main', 'preflight']
 
 # %% ../nbs/02_specialist_training.ipynb #c006
-REQUIRED_HYPER = ("lr", "gamma", "n_steps", "batch_size", "n_epochs", "ent_coef", "net_arch", "total_timesteps",
-                  "n_envs", "eval_freq")
-OPTIONAL_HYPER = {"clip_range": 0.2, "gae_lambda": 0.95, "n_eval_episodes": 1, "torch_threads": 1}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "DQN": DQN, "DDPG": DDPG}
+_ALL = tuple(ALGORITHMS)
+_OFF_POLICY = ("DQN", "DDPG")
 
-def merge_hyper(algo: dict, specialist_block: dict | None = None) -> dict:
-    "The shared `algo` block overridden by `specialist_block['algo']`, with optional keys filled in"
+@dataclass(frozen=True)
+class HyperKey:
+    "One key of the params.yaml `algo` block: its check, the algorithms it applies to, its default, its meaning"
+    kind: str            # int (>= 1), count (>= 0), positive, nonnegative, fraction (0, 1], unit [0, 1], arch, vec_env
+    algos: tuple         # algorithm names that read the key
+    default: Any         # None: must be given in params.yaml
+    help: str
+
+HYPER_KEYS: dict[str, HyperKey] = {
+    "lr": HyperKey("positive", _ALL, None, "Adam learning rate"),
+    "gamma": HyperKey("fraction", _ALL, None, "discount factor"),
+    "batch_size": HyperKey("int", _ALL, None, "minibatch size of each gradient step"),
+    "net_arch": HyperKey("arch", _ALL, None, "hidden layer widths of the policy and value/critic networks"),
+    "total_timesteps": HyperKey("int", _ALL, None, "training budget in env steps (all copies)"),
+    "eval_freq": HyperKey("int", _ALL, None, "validate, keep the best and checkpoint every this many env steps"),
+    "n_eval_episodes": HyperKey("int", _ALL, 1, "validation episodes per evaluation (one = the whole segment)"),
+    "n_envs": HyperKey("int", _ALL, 1, "env copies stepped together"),
+    "vec_env": HyperKey("vec_env", _ALL, "dummy", "dummy (one process) or subproc (one process per copy)"),
+    "torch_threads": HyperKey("int", _ALL, 1, "torch CPU threads"),
+    "n_steps": HyperKey("int", ("PPO",), 256, "rollout length per env copy"),
+    "n_epochs": HyperKey("int", ("PPO",), 10, "passes over each rollout"),
+    "ent_coef": HyperKey("nonnegative", ("PPO",), 0.0, "entropy bonus"),
+    "clip_range": HyperKey("fraction", ("PPO",), 0.2, "PPO ratio clip"),
+    "gae_lambda": HyperKey("fraction", ("PPO",), 0.95, "GAE lambda"),
+    "buffer_size": HyperKey("int", _OFF_POLICY, 100_000, "replay buffer capacity (transitions)"),
+    "learning_starts": HyperKey("count", _OFF_POLICY, 1_000, "env steps of pure exploration before learning"),
+    "train_freq": HyperKey("int", _OFF_POLICY, 4, "vectorised steps between gradient phases"),
+    "gradient_steps": HyperKey("int", _OFF_POLICY, 1, "gradient steps per gradient phase"),
+    "tau": HyperKey("fraction", _OFF_POLICY, None, "target-network soft-update rate (DQN: 1.0 = hard copy)"),
+    "target_update_interval": HyperKey("int", ("DQN",), 1_000, "env steps between target-network copies"),
+    "exploration_fraction": HyperKey("unit", ("DQN",), 0.2, "share of training over which epsilon decays"),
+    "exploration_initial_eps": HyperKey("unit", ("DQN",), 1.0, "epsilon at the start"),
+    "exploration_final_eps": HyperKey("unit", ("DQN",), 0.05, "epsilon after the decay"),
+    "action_noise_sigma": HyperKey("nonnegative", ("DDPG",), 0.2, "Gaussian exploration noise, in half action ranges"),
+}
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {"DQN": {"tau": 1.0}, "DDPG": {"tau": 0.005}}  # defaults that differ by algorithm
+
+def _check_value(key: str, value: Any, where: str) -> Any:
+    "`value` of hyperparameter `key` if it has the right type and range, else a ValueError naming `where`"
+    kind = HYPER_KEYS[key].kind
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    is_number = (is_int or isinstance(value, (float, np.floating))) and not isinstance(value, bool)
+    checks = {"int": is_int and value >= 1, "count": is_int and value >= 0,
+              "positive": is_number and value > 0 and math.isfinite(value),
+              "nonnegative": is_number and value >= 0 and math.isfinite(value),
+              "fraction": is_number and 0 < value <= 1, "unit": is_number and 0 <= value <= 1,
+              "arch": isinstance(value, (list, tuple)) and len(value) > 0
+              and all(isinstance(width, (int, np.integer)) and not isinstance(width, bool) and width >= 1 for width in value),
+              "vec_env": value in ("dummy", "subproc")}
+    if not checks[kind]:
+        expected = {"int": "an integer >= 1", "count": "an integer >= 0", "positive": "a number > 0",
+                    "nonnegative": "a number >= 0", "fraction": "a number in (0, 1]", "unit": "a number in [0, 1]",
+                    "arch": "a non-empty list of integers >= 1", "vec_env": "'dummy' or 'subproc'"}[kind]
+        hint = " (YAML 1.1 reads 3e-4 as a string: write 0.0003)" if isinstance(value, str) and kind != "vec_env" else ""
+        raise ValueError(f"hyperparameter {key!r} in {where} must be {expected}, got {value!r}{hint}")
+    return [int(width) for width in value] if kind == "arch" else value
+
+def check_algo_name(algo_name: str) -> None:
+    "Raise ValueError when `algo_name` is not one of `ALGORITHMS`"
+    if algo_name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algo_name!r}; known algorithms: {', '.join(ALGORITHMS)}")
+
+def merge_hyper(algo: dict, specialist_block: dict | None = None, algo_name: str = "PPO") -> dict:
+    "Hyperparameters of one `algo_name` specialist: defaults < shared `algo` < `algo[algo_name]` < `specialist_block['algo']`"
+    check_algo_name(algo_name)
+    shared = {key: value for key, value in (algo or {}).items() if key not in ALGORITHMS}
+    per_algo = {name: dict(block or {}) for name, block in (algo or {}).items() if name in ALGORITHMS}
     overrides = dict((specialist_block or {}).get("algo") or {})
-    known = set(PARAMS_SCHEMA["algo"]) | set(REQUIRED_HYPER) | set(OPTIONAL_HYPER)
-    for source, block in (("algo", algo), ("specialist algo", overrides)):
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ValueError(f"unknown hyperparameter {unknown[0]!r} in {source} (known: {', '.join(sorted(known))})")
-    hyper = {**OPTIONAL_HYPER, **algo, **overrides}
-    missing = [key for key in REQUIRED_HYPER if key not in hyper]
+    layers = [("algo", shared, False)] + [(f"algo.{name}", block, name) for name, block in per_algo.items()]
+    layers.append(("the specialist's algo block", overrides, algo_name))
+    for where, block, applies_to in layers:
+        if not isinstance(block, dict):
+            raise ValueError(f"{where} must be a mapping of hyperparameters, got {block!r}")
+        for key in block:
+            if key not in HYPER_KEYS:
+                raise ValueError(f"unknown hyperparameter {key!r} in {where} (known: {', '.join(HYPER_KEYS)})")
+            if applies_to and applies_to not in HYPER_KEYS[key].algos:
+                raise ValueError(f"hyperparameter {key!r} in {where} does not apply to {applies_to} "
+                                 f"(it is read by {', '.join(HYPER_KEYS[key].algos)})")
+            _check_value(key, block[key], where)
+    hyper = {key: spec.default for key, spec in HYPER_KEYS.items() if algo_name in spec.algos}
+    hyper.update(ALGO_DEFAULTS.get(algo_name, {}))
+    for block in (shared, per_algo.get(algo_name, {}), overrides):
+        hyper.update({key: value for key, value in block.items() if key in hyper})
+    missing = [key for key, value in hyper.items() if value is None]
     if missing:
-        raise ValueError(f"missing hyperparameter {missing[0]!r} (the shared algo block must define {', '.join(REQUIRED_HYPER)})")
-    for key in ("n_steps", "batch_size", "n_epochs", "total_timesteps", "n_envs", "eval_freq", "n_eval_episodes"):
-        if int(hyper[key]) < 1:
-            raise ValueError(f"hyperparameter {key!r} must be a positive integer, got {hyper[key]!r}")
+        raise ValueError(f"missing hyperparameter {missing[0]!r}: set it in params.yaml's algo block "
+                         f"(or algo.{algo_name} / the specialist's algo block)")
+    hyper = {key: _check_value(key, value, "the merged hyperparameters") for key, value in hyper.items()}
+    if algo_name == "PPO" and hyper["batch_size"] > hyper["n_steps"] * hyper["n_envs"]:
+        raise ValueError(f"hyperparameter 'batch_size' = {hyper['batch_size']} exceeds a PPO rollout of n_steps * "
+                         f"n_envs = {hyper['n_steps'] * hyper['n_envs']} steps")
     return hyper
 
-# %% ../nbs/02_specialist_training.ipynb #c010
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "DQN": DQN, "DDPG": DDPG}
-
+# %% ../nbs/02_specialist_training.ipynb #c012
 @functools.cache
 def tensorboard_available() -> bool:
     "Whether tensorboard is importable (says so once per process when it is not)"
     if importlib.util.find_spec("tensorboard") is None:
-        print("tensorboard is not installed: skipping TensorBoard logging (learning curves are kept in training.json)")
+        print("tensorboard is not installed: skipping TensorBoard logs (learning curves stay in training.json); "
+              "install it with `.venv/bin/pip install tensorboard -c constraints.txt`")
         return False
     return True
 
@@ -79,29 +168,66 @@ def tensorboard_dir(path: str | Path | None) -> str | None:
 
 def check_action_space(algo_name: str, action_space: gym.Space) -> None:
     "Raise ValueError when `algo_name` is unknown or cannot act in `action_space`"
-    if algo_name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algo_name!r}; known algorithms: {', '.join(ALGORITHMS)}")
+    check_algo_name(algo_name)
     if algo_name == "DQN" and not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(f"DQN needs a Discrete action space, got {action_space}; use PPO or DDPG for a Box")
     if algo_name == "DDPG" and not isinstance(action_space, gym.spaces.Box):
         raise ValueError(f"DDPG needs a continuous Box action space, got {action_space}; use PPO or DQN")
+
+def sb3_kwargs(algo_name: str, hyper: dict, action_space: gym.Space) -> dict[str, Any]:
+    "Constructor arguments of SB3's `algo_name` from merged hyperparameters (see `merge_hyper`)"
+    kwargs: dict[str, Any] = dict(learning_rate=float(hyper["lr"]), gamma=float(hyper["gamma"]),
+                                  batch_size=int(hyper["batch_size"]),
+                                  policy_kwargs={"net_arch": [int(width) for width in hyper["net_arch"]]})
+    if algo_name == "PPO":
+        kwargs.update(n_steps=int(hyper["n_steps"]), n_epochs=int(hyper["n_epochs"]), ent_coef=float(hyper["ent_coef"]),
+                      clip_range=float(hyper["clip_range"]), gae_lambda=float(hyper["gae_lambda"]))
+    else:
+        kwargs.update(buffer_size=int(hyper["buffer_size"]), learning_starts=int(hyper["learning_starts"]),
+                      train_freq=(int(hyper["train_freq"]), "step"), gradient_steps=int(hyper["gradient_steps"]),
+                      tau=float(hyper["tau"]))
+    if algo_name == "DQN":
+        kwargs.update(target_update_interval=int(hyper["target_update_interval"]),
+                      exploration_fraction=float(hyper["exploration_fraction"]),
+                      exploration_initial_eps=float(hyper["exploration_initial_eps"]),
+                      exploration_final_eps=float(hyper["exploration_final_eps"]))
+    if algo_name == "DDPG":
+        sigma = float(hyper["action_noise_sigma"])
+        half_range = (np.asarray(action_space.high, dtype=np.float64) - action_space.low) / 2  # (n_actions,)
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(action_space.shape), sigma * half_range) if sigma > 0 else None
+    return kwargs
 
 def make_agent(algo_name: str, env: gym.Env | VecEnv, hyper: dict, seed: int, device: str = "auto",
                tensorboard_log: str | Path | None = None) -> BaseAlgorithm:
     "An untrained SB3 `algo_name` agent on `env` with hyperparameters `hyper` (see `merge_hyper`)"
     check_action_space(algo_name, env.action_space)
     policy = "MultiInputPolicy" if isinstance(env.observation_space, gym.spaces.Dict) else "MlpPolicy"
-    kwargs: dict[str, Any] = dict(learning_rate=float(hyper["lr"]), gamma=float(hyper["gamma"]),
-                                  batch_size=int(hyper["batch_size"]), seed=int(seed), device=device, verbose=0,
-                                  policy_kwargs={"net_arch": [int(width) for width in hyper["net_arch"]]},
-                                  tensorboard_log=tensorboard_dir(tensorboard_log))
-    if algo_name == "PPO":
-        kwargs.update(n_steps=int(hyper["n_steps"]), n_epochs=int(hyper["n_epochs"]),
-                      ent_coef=float(hyper["ent_coef"]), clip_range=float(hyper.get("clip_range", 0.2)),
-                      gae_lambda=float(hyper.get("gae_lambda", 0.95)))
-    return ALGORITHMS[algo_name](policy, env, **kwargs)
+    return ALGORITHMS[algo_name](policy, env, seed=int(seed), device=device, verbose=0,
+                                 tensorboard_log=tensorboard_dir(tensorboard_log),
+                                 **sb3_kwargs(algo_name, hyper, env.action_space))
 
-# %% ../nbs/02_specialist_training.ipynb #c016
+# %% ../nbs/02_specialist_training.ipynb #c018
+def env_fingerprint(env: gym.Env) -> dict[str, Any]:
+    "What identifies an env version: gym id, `version` attribute, spaces and observation names"
+    base = env.unwrapped
+    spec = getattr(env, "spec", None)
+    names = getattr(base, "obs_names", None)
+    return {"env_id": spec.id if spec is not None else type(base).__name__,
+            "version": getattr(base, "version", None),
+            "observation_space": repr(env.observation_space), "action_space": repr(env.action_space),
+            "obs_names": [str(name) for name in names] if names is not None else None}
+
+def check_fingerprint(stored: dict | None, current: dict, what: str) -> None:
+    "Raise ValueError when `stored` (from `what`) is not the fingerprint `current` of the env at hand"
+    if stored is None:
+        raise ValueError(f"{what} carries no env fingerprint (saved by an older hrl_fund); retrain it")
+    differences = [f"{key}: {stored.get(key)!r} there, {current.get(key)!r} here"
+                   for key in sorted(set(stored) | set(current)) if stored.get(key) != current.get(key)]
+    if differences:
+        raise ValueError(f"{what} was made for another version of env {stored.get('env_id')!r}: "
+                         + "; ".join(differences))
+
+# %% ../nbs/02_specialist_training.ipynb #c022
 def specialist_spec(name: str) -> tuple[str, str]:
     "(env id, SB3 algorithm name) of specialist `name` from the `hrl_fund.envs` registry"
     from hrl_fund.envs import SPECIALISTS
@@ -110,104 +236,340 @@ def specialist_spec(name: str) -> tuple[str, str]:
     spec = SPECIALISTS[name]
     return spec.env_id, spec.algo
 
-def specialist_settings(name: str, block: dict, costs: dict) -> tuple[dict, dict]:
+def specialist_settings(name: str, block: dict, costs: dict, env_id: str | None = None,
+                        baseline: Callable | None = None) -> tuple[dict, dict]:
     "Split specialist `name`'s params block into (env kwargs incl. its asset class's costs, baseline rule kwargs)"
     from gymnasium.envs.registration import load_env_creator
 
     from hrl_fund.envs import SPECIALISTS
-    env_id, _ = specialist_spec(name)
-    asset_class = block.get("asset_class") or getattr(SPECIALISTS[name], "asset_class", None)
+    registered = SPECIALISTS.get(name)
+    env_id = env_id or specialist_spec(name)[0]
+    baseline = baseline or (registered.baseline if registered is not None else None)
+    asset_class = block.get("asset_class") or getattr(registered, "asset_class", None)
     if asset_class is None:
         raise ValueError(f"specialist {name!r} names no asset class: set specialists.{name}.asset_class in params.yaml")
     if asset_class not in costs:
         raise ValueError(f"specialist {name!r} trades {asset_class!r} but costs has only {', '.join(costs)}")
-    env_keys = set(inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters)
-    baseline_keys = set(list(inspect.signature(SPECIALISTS[name].baseline).parameters)[1:])  # after `env`
+    entry_point = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    env_keys = set(inspect.signature(creator).parameters)
+    baseline_keys = set(list(inspect.signature(baseline).parameters)[1:]) if baseline is not None else set()  # after `env`
     env_kwargs = {key: value for key, value in block.items() if key in env_keys and key != "costs"}
     baseline_kwargs = {key: value for key, value in block.items() if key in baseline_keys}
     return {**env_kwargs, "costs": costs[asset_class]}, baseline_kwargs
 
-def make_env(env_id: str, env_kwargs: dict) -> gym.Env:
-    "`gymnasium.make(env_id, **env_kwargs)` with a Monitor (episode reward and length for the callbacks)"
-    return Monitor(gym.make(env_id, **env_kwargs))
+@dataclass
+class StepClock:
+    "Seconds spent inside env.step and the number of calls, shared by the copies of one training"
+    seconds: float = 0.0
+    calls: int = 0
 
-class SaveBestCallback(BaseCallback):
-    "Save the model and its VecNormalize statistics side by side (used as EvalCallback's `callback_on_new_best`)"
-    def __init__(self, out_dir: str | Path):
-        super().__init__(verbose=0)
-        self.out_dir = Path(out_dir)
+class StepTimer(gym.Wrapper):
+    "Adds the wall time of every `env.step` of the wrapped env to a `StepClock`"
+    def __init__(self, env: gym.Env, clock: StepClock):
+        super().__init__(env)
+        self.clock = clock
 
-    def _on_step(self) -> bool:
-        save_agent(self.model, self.out_dir)
-        return True
+    def step(self, action):
+        started = time.perf_counter()
+        result = self.env.step(action)
+        self.clock.seconds += time.perf_counter() - started
+        self.clock.calls += 1
+        return result
 
-def save_agent(model: BaseAlgorithm, out_dir: str | Path) -> None:
-    "Write `out_dir/model.zip` and `out_dir/vecnormalize.pkl` atomically (each via a temporary file)"
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / ".model.tmp.zip")
-    os.replace(out_dir / ".model.tmp.zip", out_dir / "model.zip")
+def make_env(env_id: str, env_kwargs: dict, clock: StepClock | None = None) -> gym.Env:
+    "`gymnasium.make(env_id, **env_kwargs)` (step-timed when `clock` is given) inside a Monitor"
+    import hrl_fund.envs  # noqa: F401  registers the ids, also inside a SubprocVecEnv worker
+    env = gym.make(env_id, **env_kwargs)
+    return Monitor(StepTimer(env, clock) if clock is not None else env)
+
+def make_vec_env(env_id: str, env_kwargs: dict, n_envs: int, kind: str = "dummy",
+                 clock: StepClock | None = None) -> VecEnv:
+    "`n_envs` copies of the env in a DummyVecEnv (timed by `clock`) or a SubprocVecEnv (`kind='subproc'`, untimed)"
+    if kind == "subproc":
+        return SubprocVecEnv([functools.partial(make_env, env_id, env_kwargs) for _ in range(n_envs)])
+    if kind != "dummy":
+        raise ValueError(f"vec_env must be 'dummy' or 'subproc', got {kind!r}")
+    return DummyVecEnv([functools.partial(make_env, env_id, env_kwargs, clock) for _ in range(n_envs)])
+
+# %% ../nbs/02_specialist_training.ipynb #c026
+_MODEL_FILES = ("model.zip", "vecnormalize.pkl")
+
+def _save_model(model: BaseAlgorithm, folder: Path, meta: dict) -> None:
+    "Write model.zip (with `meta` inside it) and vecnormalize.pkl into `folder`, each via a temporary file"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.hrl_fund_meta = meta  # SB3 saves plain attributes; load() restores it
+    model.save(folder / ".model.tmp.zip")
+    os.replace(folder / ".model.tmp.zip", folder / "model.zip")
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        normalizer.save(out_dir / ".vecnormalize.tmp.pkl")
-        os.replace(out_dir / ".vecnormalize.tmp.pkl", out_dir / "vecnormalize.pkl")
+        normalizer.save(folder / ".vecnormalize.tmp.pkl")
+        os.replace(folder / ".vecnormalize.tmp.pkl", folder / "vecnormalize.pkl")
 
-# %% ../nbs/02_specialist_training.ipynb #c019
+def _latest_checkpoint(work_dir: Path) -> Path | None:
+    "The newest complete checkpoint folder (one with state.json) under `work_dir`, or None"
+    complete = sorted(path for path in work_dir.glob("step_*") if (path / "state.json").exists())
+    return complete[-1] if complete else None
+
+class TimeSplit(BaseCallback):
+    "Wall time of rollout collection and of the gradient phases between rollouts"
+    def __init__(self):
+        super().__init__(verbose=0)
+        self.rollout_seconds = self.gradient_seconds = 0.0
+        self._rollout_started = self._rollout_ended = None
+
+    def _on_rollout_start(self) -> None:
+        now = time.perf_counter()
+        if self._rollout_ended is not None:
+            self.gradient_seconds += now - self._rollout_ended
+        self._rollout_started = now
+
+    def _on_rollout_end(self) -> None:
+        self._rollout_ended = time.perf_counter()
+        self.rollout_seconds += self._rollout_ended - self._rollout_started
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._rollout_ended is not None:
+            self.gradient_seconds += time.perf_counter() - self._rollout_ended
+
+class ProgressBar(BaseCallback):
+    "A plain tqdm bar on stderr (works in terminals, logs and papermill), starting at the resumed step"
+    def __init__(self, total: int, label: str):
+        super().__init__(verbose=0)
+        self.total, self.label, self.bar = total, label, None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, initial=self.num_timesteps, desc=self.label, file=sys.stderr, ascii=True,
+                        mininterval=5.0, unit="step", dynamic_ncols=False, ncols=90)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+class ValidationCallback(BaseCallback):
+    "Every `eval_freq` env steps: validate on the frozen validation env, keep the best model, write a checkpoint"
+    def __init__(self, val_env: VecNormalize, hyper: dict, work_dir: Path, state: dict, meta: dict,
+                 on_evaluation: Callable[[int, int, float], None] | None = None):
+        super().__init__(verbose=0)
+        self.val_env, self.work_dir, self.state, self.meta = val_env, work_dir, state, meta
+        self.eval_freq, self.n_eval_episodes = int(hyper["eval_freq"]), int(hyper["n_eval_episodes"])
+        self.on_evaluation = on_evaluation
+        self.seconds = 0.0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.state["next_eval"]:
+            while self.state["next_eval"] <= self.num_timesteps:
+                self.state["next_eval"] += self.eval_freq
+            self.evaluate(checkpoint=True)
+        return True
+
+    def evaluate(self, checkpoint: bool) -> float:
+        "Validate the current policy, keep it if it is the best so far, checkpoint, and call `on_evaluation`"
+        started = time.perf_counter()
+        self.num_timesteps = int(self.model.num_timesteps)
+        sync_envs_normalization(self.model.get_env(), self.val_env)
+        rewards, _ = evaluate_policy(self.model, self.val_env, n_eval_episodes=self.n_eval_episodes, deterministic=True,
+                                     return_episode_rewards=True)
+        reward = float(np.mean(rewards))
+        self.state["curve"].append({"timesteps": int(self.num_timesteps), "reward": reward})
+        best = self.state["best"]
+        if best is None or reward > best["reward"]:  # ties keep the earlier model
+            self.state["best"] = {"timesteps": int(self.num_timesteps), "reward": reward}
+            _save_model(self.model, self.work_dir / "best", self.meta)
+        if checkpoint:
+            self.save_checkpoint()
+        self.seconds += time.perf_counter() - started
+        if self.on_evaluation is not None:
+            self.on_evaluation(len(self.state["curve"]), int(self.num_timesteps), reward)
+        return reward
+
+    def save_checkpoint(self) -> Path:
+        "Write work_dir/step_<n> atomically (model, statistics, replay buffer, best copy, state.json); drop older ones"
+        final = self.work_dir / f"step_{self.num_timesteps:010d}"
+        partial = self.work_dir / f".partial_{final.name}"
+        shutil.rmtree(partial, ignore_errors=True)
+        _save_model(self.model, partial, self.meta)
+        if isinstance(self.model, OffPolicyAlgorithm):
+            self.model.save_replay_buffer(partial / "replay_buffer.pkl")
+        if (self.work_dir / "best").exists():
+            shutil.copytree(self.work_dir / "best", partial / "best")
+        (partial / "state.json").write_text(json.dumps({**self.state, "timesteps": int(self.num_timesteps)}, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        for older in self.work_dir.glob("step_*"):
+            if older != final:
+                shutil.rmtree(older, ignore_errors=True)
+        return final
+
+# %% ../nbs/02_specialist_training.ipynb #c028
+def _digest(value: Any) -> str:
+    "A short stable hash of a JSON-like value (DataFrames and arrays by content)"
+    hasher = hashlib.sha256()
+    def feed(item: Any) -> None:
+        if isinstance(item, (pd.DataFrame, pd.Series)):
+            hasher.update(pd.util.hash_pandas_object(item, index=True).to_numpy().tobytes())
+            hasher.update(repr(list(item.columns) if isinstance(item, pd.DataFrame) else item.name).encode())
+        elif isinstance(item, np.ndarray):
+            hasher.update(np.ascontiguousarray(item).tobytes())
+        elif isinstance(item, dict):
+            for key in sorted(item, key=str):
+                hasher.update(f"<{key}>".encode())
+                feed(item[key])
+        elif isinstance(item, (list, tuple)):
+            hasher.update(b"[")
+            for element in item:
+                feed(element)
+            hasher.update(b"]")
+        else:
+            hasher.update(repr(item).encode())
+    feed(value)
+    return hasher.hexdigest()[:16]
+
+def _library_digest() -> str:
+    "Hash of the generated hrl_fund/training.py (a checkpoint from other training code is not resumed)"
+    spec = importlib.util.find_spec("hrl_fund.training")
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16] if spec and spec.origin else "unknown"
+
+def check_resumable(work_dir: str | Path, fingerprint: dict) -> None:
+    "Raise ValueError when the checkpoint or finished run in `work_dir` was made for another env version"
+    work_dir = Path(work_dir)
+    latest = _latest_checkpoint(work_dir) if work_dir.exists() else None
+    for state_file in [work_dir / "finished.json", *([latest / "state.json"] if latest else [])]:
+        if state_file.exists():
+            stored = json.loads(state_file.read_text()).get("env_fingerprint")
+            try:
+                check_fingerprint(stored, fingerprint, f"checkpoint {state_file.parent}")
+            except ValueError as error:
+                raise ValueError(f"{error}. Delete {work_dir} to train from scratch (or pass resume=False)") from None
+
 def train_specialist(name: str, env_kwargs: dict, hyper: dict, seed: int, segments: dict, out_dir: str | Path, *,
                      env_id: str | None = None, algo_name: str | None = None, device: str = "auto",
-                     progress_bar: bool = True) -> dict:
+                     progress_bar: bool = True, checkpoint_dir: str | Path | None = None, resume: bool = True,
+                     keep_checkpoints: bool = False, tensorboard_log: str | Path | None = None,
+                     callbacks: Iterable[BaseCallback] = (),
+                     on_evaluation: Callable[[int, int, float], None] | None = None) -> dict:
     "Train specialist `name` on specialist_train, keep the best on specialist_val; write out_dir/{model.zip, vecnormalize.pkl, training.json}"
     if env_id is None or algo_name is None:
         registry_id, registry_algo = specialist_spec(name)
         env_id, algo_name = env_id or registry_id, algo_name or registry_algo
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)  # no stale checkpoints from an earlier run
-    n_envs = int(hyper["n_envs"])
+    work_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
     train_kwargs = {**env_kwargs, "segment": tuple(segments["specialist_train"])}
     val_kwargs = {**env_kwargs, "segment": tuple(segments["specialist_val"]), "episode_length": None}
-    train_env = VecNormalize(DummyVecEnv([lambda: make_env(env_id, train_kwargs) for _ in range(n_envs)]),
-                             norm_obs=True, norm_reward=True, gamma=float(hyper["gamma"]))
-    val_env = VecNormalize(DummyVecEnv([lambda: make_env(env_id, val_kwargs)]), training=False,
-                           norm_obs=True, norm_reward=False, gamma=float(hyper["gamma"]))
+    probe = gym.make(env_id, **train_kwargs)
+    check_action_space(algo_name, probe.action_space)
+    fingerprint = env_fingerprint(probe)
+    probe.close()
+    run = {"specialist": name, "env_id": env_id, "algo": algo_name, "hyper": hyper, "seed": int(seed),
+           "segments": {"train": list(segments["specialist_train"]), "val": list(segments["specialist_val"])},
+           "env_kwargs": _digest(env_kwargs), "library": _library_digest()}
+    run_digest = _digest(run)
+    checkpoint = None
+    if resume and work_dir.exists():
+        check_resumable(work_dir, fingerprint)
+        finished = work_dir / "finished.json"
+        latest = _latest_checkpoint(work_dir)
+        stored = json.loads(finished.read_text()) if finished.exists() else (
+            json.loads((latest / "state.json").read_text()) if latest else None)
+        if stored is not None and stored.get("run_digest") != run_digest:
+            print(f"{name} seed {seed}: discarding checkpoints in {work_dir} from another configuration")
+            shutil.rmtree(work_dir)
+        elif finished.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for file_name in _MODEL_FILES:
+                if (work_dir / "best" / file_name).exists():
+                    shutil.copy2(work_dir / "best" / file_name, out_dir / file_name)
+            summary = stored["summary"]
+            write_json(out_dir / "training.json", summary)
+            print(f"{name} seed {seed}: restored the finished run from {work_dir}")
+            return summary
+        else:
+            checkpoint = latest
+    elif work_dir.exists():
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"specialist": name, "algo": algo_name, "seed": int(seed), "env_fingerprint": fingerprint}
+    clock = StepClock()
+    n_envs, gamma = int(hyper["n_envs"]), float(hyper["gamma"])
+    raw_train_env = make_vec_env(env_id, train_kwargs, n_envs, hyper["vec_env"], clock)
+    val_env = VecNormalize(make_vec_env(env_id, val_kwargs, 1), training=False, norm_obs=True, norm_reward=False,
+                           gamma=gamma)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(int(hyper["torch_threads"]))
+    tb_dir = tensorboard_dir(tensorboard_log)
     try:
-        model = make_agent(algo_name, train_env, hyper, seed, device=device, tensorboard_log=out_dir / "tensorboard")
-        calls_per_eval = max(int(hyper["eval_freq"]) // n_envs, 1)  # callbacks count vec-env steps
-        n_eval_episodes = int(hyper["n_eval_episodes"])
-        evaluation = EvalCallback(val_env, callback_on_new_best=SaveBestCallback(out_dir), eval_freq=calls_per_eval,
-                                  n_eval_episodes=n_eval_episodes, deterministic=True, verbose=0,
-                                  log_path=str(out_dir / "evaluations"))
-        checkpoints = CheckpointCallback(save_freq=calls_per_eval, save_path=str(out_dir / "checkpoints"),
-                                         name_prefix="model", save_vecnormalize=True)
+        if checkpoint is not None:
+            state = json.loads((checkpoint / "state.json").read_text())
+            train_env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), raw_train_env)
+            model = ALGORITHMS[algo_name].load(checkpoint / "model.zip", env=train_env, device=device,
+                                               tensorboard_log=tb_dir)
+            if isinstance(model, OffPolicyAlgorithm) and (checkpoint / "replay_buffer.pkl").exists():
+                model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+            shutil.rmtree(work_dir / "best", ignore_errors=True)
+            if (checkpoint / "best").exists():
+                shutil.copytree(checkpoint / "best", work_dir / "best")
+            model.set_random_seed(int(seed) + int(model.num_timesteps))
+            resumed_from = int(model.num_timesteps)
+            print(f"{name} seed {seed}: resuming from the checkpoint at {resumed_from} steps")
+        else:
+            train_env = VecNormalize(raw_train_env, norm_obs=True, norm_reward=True, gamma=gamma)
+            model = make_agent(algo_name, train_env, hyper, seed, device=device, tensorboard_log=tensorboard_log)
+            state = {"curve": [], "best": None, "next_eval": int(hyper["eval_freq"])}
+            resumed_from = None
+        state.update(run_digest=run_digest, run=run, env_fingerprint=fingerprint)
+        validation = ValidationCallback(val_env, hyper, work_dir, state, meta, on_evaluation)
+        split = TimeSplit()
+        callback_list = [split, validation, *callbacks]
+        if progress_bar:
+            callback_list.append(ProgressBar(int(hyper["total_timesteps"]), f"{name} seed {seed}"))
+        remaining = int(hyper["total_timesteps"]) - int(model.num_timesteps)
         started = time.perf_counter()
-        model.learn(total_timesteps=int(hyper["total_timesteps"]), callback=CallbackList([evaluation, checkpoints]),
-                    progress_bar=progress_bar)
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=callback_list, reset_num_timesteps=checkpoint is None,
+                        tb_log_name=f"{name}_seed_{seed}", progress_bar=False)
+        evaluation_in_rollouts = validation.seconds
+        if not state["curve"] or state["curve"][-1]["timesteps"] != model.num_timesteps:
+            validation.init_callback(model)
+            validation.evaluate(checkpoint=False)
         wall_seconds = time.perf_counter() - started
-        curve = [{"timesteps": int(steps), "reward": float(np.mean(rewards))}
-                 for steps, rewards in zip(evaluation.evaluations_timesteps, evaluation.evaluations_results, strict=True)]
-        if not curve or curve[-1]["timesteps"] != model.num_timesteps:
-            sync_envs_normalization(train_env, val_env)
-            rewards, _ = evaluate_policy(model, val_env, n_eval_episodes=n_eval_episodes, deterministic=True,
-                                         return_episode_rewards=True)
-            curve.append({"timesteps": int(model.num_timesteps), "reward": float(np.mean(rewards))})
-            if curve[-1]["reward"] > evaluation.best_mean_reward:
-                save_agent(model, out_dir)
     finally:
         torch.set_num_threads(previous_threads)
-        train_env.close()
+        raw_train_env.close()
         val_env.close()
-    best = max(curve, key=lambda point: point["reward"])  # first maximum, as EvalCallback keeps it
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for file_name in _MODEL_FILES:
+        if (work_dir / "best" / file_name).exists():
+            shutil.copy2(work_dir / "best" / file_name, out_dir / file_name)
+    trained = int(model.num_timesteps) - (resumed_from or 0)
+    env_seconds = clock.seconds if hyper["vec_env"] == "dummy" else None
+    overhead = split.rollout_seconds - evaluation_in_rollouts - (env_seconds or 0.0)
+    time_split = {"total_s": wall_seconds, "env_step_s": env_seconds, "rollout_overhead_s": overhead,
+                  "gradient_s": split.gradient_seconds, "evaluation_s": validation.seconds,
+                  "env_step_share": env_seconds / wall_seconds if env_seconds is not None and wall_seconds > 0 else None}
     summary = {"specialist": name, "env_id": env_id, "algo": algo_name, "seed": int(seed), "hyper": hyper,
-               "segments": {"train": list(segments["specialist_train"]), "val": list(segments["specialist_val"])},
-               "learning_curve": curve, "best_timesteps": best["timesteps"], "best_val_reward": best["reward"],
-               "timesteps": int(model.num_timesteps), "wall_seconds": wall_seconds,
-               "steps_per_second": model.num_timesteps / wall_seconds}
+               "segments": run["segments"], "env_fingerprint": fingerprint, "device": str(model.device),
+               "learning_curve": state["curve"], "best_timesteps": state["best"]["timesteps"],
+               "best_val_reward": state["best"]["reward"], "timesteps": int(model.num_timesteps),
+               "resumed_from": resumed_from, "trained_timesteps": trained, "wall_seconds": wall_seconds,
+               "steps_per_second": trained / wall_seconds if wall_seconds > 0 else None, "time_split": time_split,
+               "tensorboard": tb_dir}
     write_json(out_dir / "training.json", summary)
+    for stale in [*work_dir.glob("step_*"), *work_dir.glob(".partial_*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    if keep_checkpoints:
+        write_json(work_dir / "finished.json", {"run_digest": run_digest, "env_fingerprint": fingerprint,
+                                                "summary": summary})
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
     return summary
 
-# %% ../nbs/02_specialist_training.ipynb #c021
+# %% ../nbs/02_specialist_training.ipynb #c030
 @dataclass
 class FrozenAgent:
     "A trained SB3 model and its frozen VecNormalize, callable as a deterministic `obs -> action` policy"
@@ -220,19 +582,30 @@ class FrozenAgent:
         action, _ = self.model.predict(obs, deterministic=True)
         return action
 
-def load_specialist(model_dir: str | Path, env: gym.Env, algo_name: str | None = None,
-                    device: str = "auto") -> FrozenAgent:
-    "The specialist saved in `model_dir` (model.zip, vecnormalize.pkl, training.json) as a frozen policy for `env`"
+def model_meta(model_dir: str | Path) -> dict:
+    "The hrl_fund metadata (specialist, algo, seed, env fingerprint) stored inside `model_dir/model.zip`"
+    path = Path(model_dir) / "model.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: train the specialist first (stage 02)")
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    meta = data.get("hrl_fund_meta")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} carries no env fingerprint (saved by an older hrl_fund); retrain it")
+    return meta
+
+def load_specialist(model_dir: str | Path, env: gym.Env, device: str = "auto") -> FrozenAgent:
+    "The specialist saved in `model_dir` (model.zip, vecnormalize.pkl) as a frozen policy for `env`; refuses another env version"
     model_dir = Path(model_dir)
-    if algo_name is None:
-        algo_name = json.loads((model_dir / "training.json").read_text())["algo"]
-    check_action_space(algo_name, env.action_space)
+    meta = model_meta(model_dir)
+    check_fingerprint(meta.get("env_fingerprint"), env_fingerprint(env), str(model_dir / "model.zip"))
+    check_action_space(meta["algo"], env.action_space)
     normalizer = None
     if (model_dir / "vecnormalize.pkl").exists():
         normalizer = VecNormalize.load(str(model_dir / "vecnormalize.pkl"), DummyVecEnv([lambda: env]))
         normalizer.training = False
         normalizer.norm_reward = False
-    model = ALGORITHMS[algo_name].load(model_dir / "model.zip", device=device)
+    model = ALGORITHMS[meta["algo"]].load(model_dir / "model.zip", device=device)
     return FrozenAgent(model, normalizer)
 
 def random_policy(action_space: gym.Space, seed: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -240,6 +613,21 @@ def random_policy(action_space: gym.Space, seed: int) -> Callable[[np.ndarray], 
     space = copy.deepcopy(action_space)
     space.seed(int(seed))
     return lambda obs: space.sample()
+
+def flat_policy(env: gym.Env) -> tuple[Callable[[np.ndarray], Any] | None, str]:
+    "(policy that always plays the env's flat action, where it came from), or (None, why) when there is none"
+    declared = getattr(env.unwrapped, "flat_action", None)
+    if callable(declared):
+        declared = declared()
+    space = env.action_space
+    if declared is not None:
+        action, source = (np.asarray(declared, dtype=space.dtype) if isinstance(space, gym.spaces.Box) else declared,
+                          "env.flat_action")
+    elif isinstance(space, gym.spaces.Box) and space.contains(np.zeros(space.shape, dtype=space.dtype)):
+        action, source = np.zeros(space.shape, dtype=space.dtype), "zero action (the env defines no flat_action)"
+    else:
+        return None, f"no flat action: the env defines no flat_action and its action space is {space}"
+    return (lambda obs: copy.copy(action)), source
 
 def run_policy(policy: Callable | BaseAlgorithm, env: gym.Env, seed: int = 0) -> pd.DataFrame:
     "One full episode of `policy` in `env`: net return, cost, equity (turnover if reported) and position per bar, by date"
@@ -269,7 +657,7 @@ def run_policy(policy: Callable | BaseAlgorithm, env: gym.Env, seed: int = 0) ->
             frame[f"position_{leg}"] = position[:, leg]
     return frame
 
-# %% ../nbs/02_specialist_training.ipynb #c027
+# %% ../nbs/02_specialist_training.ipynb #c040
 def stream_metrics(frame: pd.DataFrame, periods_per_year: int = 252) -> dict[str, float]:
     "Total return, Sharpe, max drawdown, mean daily turnover and total costs of a `run_policy` frame"
     returns = frame["return"].to_numpy(dtype=np.float64)  # (n_days,)
@@ -293,3 +681,388 @@ def summarize_seeds(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
     return {"mean": dict(zip(names, table.mean(axis=0).tolist(), strict=True)),
             "std": dict(zip(names, spread.tolist(), strict=True)),
             "per_seed": metrics}
+
+# %% ../nbs/02_specialist_training.ipynb #c044
+REPORT_SEGMENTS = ("specialist_val", "cio_train")
+
+def check_out_of_sample(streams: pd.DataFrame, segments: dict) -> None:
+    "Raise AssertionError when a stream day lies in specialist_train or specialist_val, or outside the CIO segments"
+    for name in ("specialist_train", "specialist_val"):
+        start, end = (pd.Timestamp(day) for day in segments[name])
+        leaked = streams.index[(streams.index >= start) & (streams.index <= end)]
+        assert len(leaked) == 0, f"{len(leaked)} stream days fall inside {name}: {list(leaked[:3])}"
+    start, end = pd.Timestamp(segments["cio_train"][0]), pd.Timestamp(segments["test"][1])
+    assert streams.index.min() >= start and streams.index.max() <= end, "stream outside the CIO segments"
+    assert streams.index.is_monotonic_increasing and streams.index.is_unique, "stream dates not sorted and unique"
+
+def pad_after_termination(run: pd.DataFrame, calendar: pd.DatetimeIndex) -> pd.DataFrame:
+    "`run` on `calendar`: after an early end (ruin: `terminated`) the book is closed, so returns, costs and turnover are 0"
+    if not calendar[:len(run)].equals(run.index):
+        raise ValueError(f"a run covering {run.index.min().date()}..{run.index.max().date()} is not a prefix of the "
+                         f"segment calendar {calendar.min().date()}..{calendar.max().date()}")
+    padded = run.reindex(calendar)
+    after = padded.index > run.index.max()
+    for column in padded.columns:
+        if column == "equity":
+            padded[column] = padded[column].ffill()
+        else:
+            padded.loc[after, column] = 0.0
+    return padded
+
+def _verdict(agent: dict, baseline: dict, flat: dict | None, random: dict) -> dict:
+    "Does the agent (mean over seeds) beat its baseline, the flat and the random policy on Sharpe ratio?"
+    per_seed = [metrics["sharpe_ratio"] for metrics in agent["per_seed"].values()]
+    beats = agent["mean"]["sharpe_ratio"] > baseline["sharpe_ratio"]
+    flat_text = "" if flat is None else f", flat {flat['sharpe_ratio']:.2f}"
+    text = (f"agent Sharpe {agent['mean']['sharpe_ratio']:.2f} ± {agent['std']['sharpe_ratio']:.2f} over "
+            f"{len(per_seed)} seeds {'beats' if beats else 'does NOT beat'} its baseline's {baseline['sharpe_ratio']:.2f}"
+            f" (random {random['mean']['sharpe_ratio']:.2f}{flat_text})")
+    return {"metric": "sharpe_ratio", "agent_mean": agent["mean"]["sharpe_ratio"], "agent_std": agent["std"]["sharpe_ratio"],
+            "baseline": baseline["sharpe_ratio"], "agent_beats_baseline": bool(beats),
+            "seeds_beating_baseline": int(sum(value > baseline["sharpe_ratio"] for value in per_seed)),
+            "agent_beats_baseline_on_return": bool(agent["mean"]["total_return"] > baseline["total_return"]),
+            "agent_beats_flat": None if flat is None else bool(agent["mean"]["sharpe_ratio"] > flat["sharpe_ratio"]),
+            "agent_beats_random": bool(agent["mean"]["sharpe_ratio"] > random["mean"]["sharpe_ratio"]), "text": text}
+
+def _segment_report(runs: dict[str, pd.DataFrame], seeds: list[int], start: str, end: str, flat_source: str) -> dict:
+    "Metrics of every policy's rows between `start` and `end` (inclusive), and the verdict"
+    inside = {key: run.loc[(run.index >= pd.Timestamp(start)) & (run.index <= pd.Timestamp(end))] for key, run in runs.items()}
+    agent = summarize_seeds({f"seed_{seed}": stream_metrics(inside[f"agent_{seed}"]) for seed in seeds})
+    random = summarize_seeds({f"seed_{seed}": stream_metrics(inside[f"random_{seed}"]) for seed in seeds})
+    baseline = stream_metrics(inside["baseline"])
+    flat = stream_metrics(inside["flat"]) if "flat" in inside else None
+    return {"dates": [start, end], "first_day": str(inside["baseline"].index.min().date()),
+            "last_day": str(inside["baseline"].index.max().date()), "n_days": len(inside["baseline"]),
+            "policies": {"agent": agent, "baseline": baseline, "flat": flat, "random": random},
+            "flat_action": flat_source, "verdict": _verdict(agent, baseline, flat, random)}
+
+def evaluate_specialist(name: str, model_root: str | Path, seeds: list[int], env_kwargs: dict, baseline_kwargs: dict,
+                        segments: dict, *, env_id: str | None = None, baseline: Callable | None = None,
+                        device: str = "auto") -> tuple[dict, pd.DataFrame]:
+    "(report on specialist_val and cio_train, daily net return streams over cio_train..test) of the seeds in model_root/seed_<k>"
+    from hrl_fund.envs import SPECIALISTS, baseline_policy
+    env_id = env_id or specialist_spec(name)[0]
+    model_root = Path(model_root)
+    def make_baseline(env: gym.Env) -> Callable:
+        return baseline(env, **baseline_kwargs) if baseline is not None else baseline_policy(name, env, **baseline_kwargs)
+    def segment_env(start: str, end: str) -> gym.Env:
+        return gym.make(env_id, **{**env_kwargs, "segment": (start, end), "episode_length": None})
+    windows = {"specialist_val": tuple(segments["specialist_val"]),
+               "cio": (segments["cio_train"][0], segments["test"][1])}
+    runs: dict[str, dict[str, pd.DataFrame]] = {}
+    ended_early: dict[str, dict[str, str]] = {window: {} for window in windows}  # policy -> last day before ruin
+    flat_source = ""
+    for window, (start, end) in windows.items():
+        env = segment_env(start, end)
+        runs[window] = {f"agent_{seed}": run_policy(load_specialist(model_root / f"seed_{seed}", env, device), env)
+                        for seed in seeds}
+        runs[window]["baseline"] = run_policy(make_baseline(env), env)
+        flat, flat_source = flat_policy(env)
+        if flat is not None:
+            runs[window]["flat"] = run_policy(flat, env)
+        runs[window].update({f"random_{seed}": run_policy(random_policy(env.action_space, seed), env, seed=seed)
+                             for seed in seeds})
+        calendar = max((run.index for run in runs[window].values()), key=len)
+        for key, run in runs[window].items():
+            if len(run) < len(calendar):
+                ended_early[window][key] = str(run.index.max().date())
+            try:
+                runs[window][key] = pad_after_termination(run, calendar)
+            except ValueError as error:
+                raise ValueError(f"{name}: policy {key} on {window}: {error}") from None
+    report_segments = {
+        "specialist_val": _segment_report(runs["specialist_val"], seeds, *segments["specialist_val"], flat_source),
+        "cio_train": _segment_report(runs["cio"], seeds, *segments["cio_train"], flat_source)}
+    streams = pd.DataFrame({f"seed_{seed}": runs["cio"][f"agent_{seed}"]["return"] for seed in seeds})
+    streams["agent"] = streams[[f"seed_{seed}" for seed in seeds]].mean(axis=1)
+    streams["baseline"] = runs["cio"]["baseline"]["return"]
+    streams.index.name = "date"
+    check_out_of_sample(streams, segments)
+    meta = model_meta(model_root / f"seed_{seeds[0]}")
+    registered = SPECIALISTS.get(name)
+    baseline_factory = baseline or (registered.baseline if registered is not None else None)
+    report = {"specialist": name, "algo": meta["algo"], "env_id": env_id, "seeds": list(seeds),
+              "baseline": getattr(baseline_factory, "__name__", repr(baseline_factory)),
+              "env_fingerprint": meta["env_fingerprint"], "segments": report_segments, "ended_early": ended_early,
+              "beats_baseline": {segment: report_segments[segment]["verdict"]["agent_beats_baseline"]
+                                 for segment in REPORT_SEGMENTS}}
+    return report, streams
+
+# %% ../nbs/02_specialist_training.ipynb #c050
+def _mean_std(mean: float, std: float) -> str:
+    "'0.12 $\\pm$ 0.05' for a LaTeX table cell"
+    return f"{mean:.2f} $\\pm$ {std:.2f}".replace("-", "$-$")
+
+def specialists_table(report: dict) -> pd.DataFrame:
+    "One row per specialist: agent (mean ± std over seeds) vs baseline Sharpe and net return, and the verdict"
+    rows = {}
+    for name, entry in report["specialists"].items():
+        row = {"algorithm": entry["algo"]}
+        for segment, label in (("specialist_val", "val."), ("cio_train", "OOS")):
+            policies = entry["segments"][segment]["policies"]
+            row[f"{label} Sharpe agent"] = _mean_std(policies["agent"]["mean"]["sharpe_ratio"], policies["agent"]["std"]["sharpe_ratio"])
+            row[f"{label} Sharpe baseline"] = policies["baseline"]["sharpe_ratio"]
+            row[f"{label} return agent"] = _mean_std(policies["agent"]["mean"]["total_return"], policies["agent"]["std"]["total_return"])
+            row[f"{label} return baseline"] = policies["baseline"]["total_return"]
+        row["beats baseline (val./OOS)"] = "/".join("yes" if entry["beats_baseline"][segment] else "no"
+                                                    for segment in REPORT_SEGMENTS)
+        rows[name.replace("_", " ")] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "specialist"
+    return table
+
+def collect_specialists(root: str | Path, names: Iterable[str], seeds: list[int], *,
+                        write_to: str | Path | None = None) -> tuple[dict, pd.DataFrame]:
+    "(combined report, dates x (specialist, column) returns) from stage 02's outputs under `root`; optionally written under `write_to`"
+    from hrl_fund.config import require
+    root, names, seeds = Path(root), list(names), [int(seed) for seed in seeds]
+    if not names:
+        raise ValueError("no specialists given")
+    expected = [*(f"seed_{seed}" for seed in seeds), "agent", "baseline"]
+    reports, frames, reference = {}, {}, None
+    for name in names:
+        report_path = require(root / "reports/specialists" / f"{name}.json", f"stage 02 (train_specialist@{name})")
+        stream_path = require(root / "outputs/specialists" / name / "returns.parquet", f"stage 02 (train_specialist@{name})")
+        report = json.loads(report_path.read_text())
+        if report.get("seeds") != seeds:
+            raise ValueError(f"{report_path} holds seeds {report.get('seeds')}, params give {seeds}: rerun stage 02")
+        frame = pd.read_parquet(stream_path)
+        if list(frame.columns) != expected:
+            raise ValueError(f"{stream_path} has columns {list(frame.columns)}, expected {expected}")
+        if reference is None:
+            reference = (name, frame.index)
+        elif not frame.index.equals(reference[1]):
+            differing = frame.index.symmetric_difference(reference[1])
+            raise ValueError(f"{stream_path} dates do not align with {reference[0]}'s: {len(differing)} dates differ, "
+                             f"first {differing[0].date()}")
+        reports[name], frames[name] = report, frame
+    returns = pd.concat(frames, axis=1, names=["specialist", "column"])
+    returns.index.name = "date"
+    combined = {"seeds": seeds, "specialists": reports,
+                "summary": {name: {"algo": report["algo"], **{
+                    f"{segment}_{key}": report["segments"][segment]["verdict"][key]
+                    for segment in REPORT_SEGMENTS for key in ("agent_mean", "agent_std", "baseline", "agent_beats_baseline")}}
+                    for name, report in reports.items()}}
+    if write_to is not None:
+        from hrl_fund.evaluation import latex_table
+        write_to = Path(write_to)
+        write_json(write_to / "reports/specialists.json", combined)
+        latex_table(specialists_table(combined), write_to / "paper/generated/specialists_table.tex",
+                    caption="Specialists: trained agent (mean $\\pm$ std over seeds) against its classical baseline, "
+                            "Sharpe ratio and net return on the validation segment and out of sample (the CIO's "
+                            "training segment).", label="tab:specialists")
+        save_parquet(returns, write_to / "outputs/specialist_returns.parquet")
+    return combined, returns
+
+# %% ../nbs/02_specialist_training.ipynb #c054
+def benchmark_training(name: str, env_kwargs: dict, hyper: dict, segments: dict, *, timesteps: int,
+                       settings: Iterable[tuple[str, int]] = (("dummy", 1), ("dummy", 2), ("dummy", 4),
+                                                              ("subproc", 1), ("subproc", 2), ("subproc", 4)),
+                       env_id: str | None = None, algo_name: str | None = None, seed: int = 0,
+                       verbose: bool = False) -> list[dict]:
+    "Steps per second and time split of `timesteps`-step trainings for each (vec_env, n_envs) in `settings`"
+    records = []
+    for kind, n_envs in settings:
+        run_hyper = {**hyper, "vec_env": kind, "n_envs": int(n_envs), "total_timesteps": int(timesteps),
+                     "eval_freq": int(timesteps)}
+        if "n_steps" in run_hyper:
+            run_hyper["batch_size"] = min(int(run_hyper["batch_size"]), int(run_hyper["n_steps"]) * int(n_envs))
+        with tempfile.TemporaryDirectory() as folder:
+            summary = train_specialist(name, env_kwargs, run_hyper, seed, segments, folder, env_id=env_id,
+                                       algo_name=algo_name, progress_bar=False)
+        records.append({"vec_env": kind, "n_envs": int(n_envs), "algo": summary["algo"],
+                        "timesteps": summary["timesteps"], "steps_per_second": summary["steps_per_second"],
+                        **summary["time_split"]})
+        if verbose:
+            print(f"{kind:>8} x {n_envs}: {summary['steps_per_second']:8.0f} steps/s", file=sys.stderr, flush=True)
+    return records
+
+# %% ../nbs/02_specialist_training.ipynb #c058
+NET_ARCHS = {"32x32": [32, 32], "64x64": [64, 64], "128x128": [128, 128], "256x256": [256, 256]}
+
+def suggest_hyper(trial, algo_name: str) -> dict:
+    "One sample of `algo_name`'s search space, as keys of the params.yaml algo block"
+    check_algo_name(algo_name)
+    hyper = {"lr": trial.suggest_float("lr", 1e-5, 3e-3, log=True),
+             "gamma": trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995]),
+             "net_arch": NET_ARCHS[trial.suggest_categorical("net_arch", list(NET_ARCHS))]}
+    if algo_name == "PPO":
+        hyper.update(n_steps=trial.suggest_categorical("n_steps", [64, 128, 256, 512, 1024]),
+                     batch_size=trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+                     n_epochs=trial.suggest_categorical("n_epochs", [3, 5, 10, 20]),
+                     ent_coef=trial.suggest_float("ent_coef", 1e-8, 0.05, log=True),
+                     clip_range=trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3]),
+                     gae_lambda=trial.suggest_categorical("gae_lambda", [0.9, 0.95, 0.98, 1.0]))
+        return hyper
+    hyper.update(buffer_size=trial.suggest_categorical("buffer_size", [10_000, 50_000, 100_000]),
+                 learning_starts=trial.suggest_categorical("learning_starts", [500, 1_000, 5_000]),
+                 train_freq=trial.suggest_categorical("train_freq", [1, 4, 8]),
+                 gradient_steps=trial.suggest_categorical("gradient_steps", [1, 2]))
+    if algo_name == "DQN":
+        hyper.update(batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
+                     target_update_interval=trial.suggest_categorical("target_update_interval", [250, 1_000, 5_000]),
+                     exploration_fraction=trial.suggest_float("exploration_fraction", 0.05, 0.5),
+                     exploration_final_eps=trial.suggest_float("exploration_final_eps", 0.01, 0.1))
+    else:
+        hyper.update(batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
+                     tau=trial.suggest_float("tau", 0.001, 0.02, log=True),
+                     action_noise_sigma=trial.suggest_float("action_noise_sigma", 0.05, 0.5))
+    return hyper
+
+def open_storage(storage: str | None, study_name: str):
+    "An Optuna storage: a database URL as given, else a journal file (default .cache/optuna/<study>.journal)"
+    import optuna
+    if storage is not None and "://" in storage:
+        return storage
+    path = Path(storage) if storage is not None else Path(".cache/optuna") / f"{study_name}.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+def tune_specialist(name: str, env_kwargs: dict, hyper: dict, segments: dict, *, n_trials: int,
+                    storage: str | None = None, study_name: str | None = None, seed: int = 0,
+                    env_id: str | None = None, algo_name: str | None = None, pruner=None, sampler=None):
+    "Run `n_trials` more trials of the Optuna study for specialist `name` (objective: best validation reward); returns the study"
+    import optuna
+    if env_id is None or algo_name is None:
+        registry_id, registry_algo = specialist_spec(name)
+        env_id, algo_name = env_id or registry_id, algo_name or registry_algo
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    study_name = study_name or f"{name}_{algo_name}"
+    probe = gym.make(env_id, **{**env_kwargs, "segment": tuple(segments["specialist_train"])})
+    check_action_space(algo_name, probe.action_space)
+    probe.close()
+    study = optuna.create_study(storage=open_storage(storage, study_name), study_name=study_name, direction="maximize",
+                                load_if_exists=True, sampler=sampler,
+                                pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+    study.set_user_attr("specialist", name)
+    study.set_user_attr("algo", algo_name)
+    def objective(trial) -> float:
+        sampled = suggest_hyper(trial, algo_name)
+        trial_hyper = {**hyper, **sampled}
+        if algo_name == "PPO":
+            trial_hyper["batch_size"] = min(trial_hyper["batch_size"], trial_hyper["n_steps"] * trial_hyper["n_envs"])
+        trial.set_user_attr("overrides", {key: trial_hyper[key] for key in sampled})
+        def report(index: int, timesteps: int, reward: float) -> None:
+            trial.report(reward, step=index)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation reward {reward:.6f} at {timesteps} steps")
+        with tempfile.TemporaryDirectory() as folder:
+            summary = train_specialist(name, env_kwargs, trial_hyper, seed, segments, folder, env_id=env_id,
+                                       algo_name=algo_name, progress_bar=False, on_evaluation=report)
+        trial.set_user_attr("best_timesteps", summary["best_timesteps"])
+        return float(summary["best_val_reward"])
+    study.optimize(objective, n_trials=int(n_trials), gc_after_trial=True)
+    return study
+
+def _yaml_value(value: Any) -> str:
+    "A YAML 1.1 scalar or flow list (floats never in exponent notation: papermill reads 3e-4 as a string)"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(item) for item in value) + "]"
+    if isinstance(value, (float, np.floating)):
+        text = np.format_float_positional(float(value), precision=4, unique=False, fractional=False, trim="-")
+        return text if "." in text else f"{text}.0"
+    return str(value)
+
+def params_snippet(study) -> str:
+    "The best trial's hyperparameters as a params.yaml snippet under specialists.<name>.algo"
+    import optuna
+    finished = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    pruned = sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
+    if not finished:
+        return f"# study {study.study_name!r}: no finished trial yet ({pruned} pruned)"
+    best = study.best_trial
+    name = study.user_attrs.get("specialist", "specialist")
+    lines = [f"# study {study.study_name!r}: best of {len(finished)} finished trials ({pruned} pruned) is trial "
+             f"{best.number}, validation reward {best.value:.6g}",
+             "# paste into params.yaml (nothing was written):", "specialists:", f"  {name}:", "    algo:"]
+    lines += [f"      {key}: {_yaml_value(value)}" for key, value in best.user_attrs["overrides"].items()]
+    return "\n".join(lines)
+
+# %% ../nbs/02_specialist_training.ipynb #c062
+def specialist_from_params(params: dict, name: str, prices_path: str | Path | None) -> tuple[str, str, dict, dict]:
+    "(env id, algorithm, merged hyperparameters, env kwargs) of specialist `name` from a loaded params.yaml"
+    if name not in (params.get("specialists") or {}):
+        raise ValueError(f"specialist {name!r} is not in params.yaml (has: {', '.join(params.get('specialists') or {})})")
+    env_id, algo_name = specialist_spec(name)
+    block = params["specialists"][name]
+    hyper = merge_hyper(params["algo"], block, algo_name)
+    env_kwargs, _ = specialist_settings(name, block, params["costs"])
+    if prices_path is not None and Path(prices_path).exists():
+        env_kwargs["prices"] = pd.read_parquet(prices_path)
+    return env_id, algo_name, hyper, env_kwargs
+
+def main(argv: list[str] | None = None) -> None:
+    "Command line: `tune <specialist> --trials N [--storage URL] [--study NAME] [--timesteps N]` or `bench <specialist>`"
+    import yaml
+    parser = argparse.ArgumentParser(prog="python -m hrl_fund.training", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tune = commands.add_parser("tune", help="Optuna search for one specialist (objective: validation segment)")
+    bench = commands.add_parser("bench", help="steps/s of DummyVecEnv vs SubprocVecEnv at several n_envs")
+    for command in (tune, bench):
+        command.add_argument("specialist")
+        command.add_argument("--params", default="params.yaml")
+        command.add_argument("--prices", default="outputs/data/prices.parquet",
+                             help="fund panel (default: stage 00's; the offline snapshot when it is absent)")
+        command.add_argument("--timesteps", type=int, default=None, help="training steps per trial / run")
+    tune.add_argument("--trials", type=int, required=True)
+    tune.add_argument("--storage", default=None, help="database URL or journal file (default .cache/optuna/<study>.journal)")
+    tune.add_argument("--study", default=None, help="study name (default <specialist>_<algorithm>)")
+    tune.add_argument("--evaluations", type=int, default=4, help="validation reports per trial (for pruning)")
+    tune.add_argument("--seed", type=int, default=None, help="training seed (default: the first of params.yaml's seeds)")
+    bench.add_argument("--n-envs", default="1,2,4")
+    bench.add_argument("--vec-envs", default="dummy,subproc")
+    bench.add_argument("--out", default=None, help="also write the records to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        params = yaml.safe_load(Path(args.params).read_text())
+        env_id, algo_name, hyper, env_kwargs = specialist_from_params(params, args.specialist, args.prices)
+        print(f"{args.specialist}: {algo_name} on {env_id}, data "
+              f"{args.prices if 'prices' in env_kwargs else 'offline snapshot'}", file=sys.stderr)
+        if args.timesteps is not None:
+            hyper["total_timesteps"] = int(args.timesteps)
+        if args.command == "tune":
+            import optuna
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            hyper["eval_freq"] = max(int(hyper["total_timesteps"]) // max(int(args.evaluations), 1), 1)
+            seed = args.seed if args.seed is not None else int((params.get("seeds") or [0])[0])
+            study = tune_specialist(args.specialist, env_kwargs, hyper, params["segments"], n_trials=args.trials,
+                                    storage=args.storage, study_name=args.study, seed=seed, env_id=env_id,
+                                    algo_name=algo_name)
+            print(f"study {study.study_name!r} now has {len(study.trials)} trials")
+            print(params_snippet(study))
+        else:
+            settings = [(kind, int(count)) for kind in args.vec_envs.split(",") for count in args.n_envs.split(",")]
+            records = benchmark_training(args.specialist, env_kwargs, hyper, params["segments"],
+                                         timesteps=int(hyper["total_timesteps"]), settings=settings, env_id=env_id,
+                                         algo_name=algo_name, verbose=True)
+            print(pd.DataFrame(records).round(3).to_string(index=False))
+            if args.out is not None:
+                write_json(args.out, {"specialist": args.specialist, "records": records})
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+# %% ../nbs/02_specialist_training.ipynb #c063
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # papermill runs this cell in a kernel: skip there
+    main()
+
+# %% ../nbs/02_specialist_training.ipynb #c067
+def preflight(name: str, hyper: dict, seeds: list, env_kwargs: dict, segments: dict, *, env_id: str,
+              algo_name: str, checkpoint_root: str | Path | None = None) -> dict:
+    "Check algorithm, action space, seeds, segment envs and checkpoints of every seed; returns the env fingerprint"
+    check_algo_name(algo_name)
+    if not isinstance(seeds, (list, tuple)) or len(seeds) == 0:
+        raise ValueError(f"the seed list is empty ({seeds!r}): params.yaml seeds needs at least one seed")
+    if not all(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
+    fingerprint = None
+    for segment in ("specialist_train", "specialist_val"):
+        episode = {} if segment == "specialist_train" else {"episode_length": None}
+        env = gym.make(env_id, **{**env_kwargs, "segment": tuple(segments[segment]), **episode})
+        check_action_space(algo_name, env.action_space)
+        fingerprint = fingerprint or env_fingerprint(env)
+        env.close()
+    if checkpoint_root is not None:
+        for seed in seeds:
+            check_resumable(Path(checkpoint_root) / f"seed_{seed}", fingerprint)
+    return fingerprint

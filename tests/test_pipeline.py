@@ -24,6 +24,8 @@ def smoke_params(params: dict) -> dict:
                           "test": ["2019-01-02", "2019-12-31"]}
     params["algo"].update(total_timesteps=512, n_steps=128, batch_size=64, n_epochs=2, n_envs=1, eval_freq=256,
                           net_arch=[32, 32])
+    for off_policy in ("DQN", "DDPG"):
+        params["algo"][off_policy].update(total_timesteps=512, learning_starts=128, buffer_size=2048)
     params["seeds"] = [0, 1]
     smoke_checks = {"stat_arb": {"check_paths": 40, "check_bars": 300, "formation": params["segments"]["specialist_train"]},
                     "factor_tracking": {"check_steps": 500}, "vol_trading": {"check_years": 20, "accounting_steps": 500},
