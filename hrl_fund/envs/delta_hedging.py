@@ -239,6 +239,8 @@ class WhalleyWilmottRule:
 class DeltaHedgingEnv(gym.Env):
     "A short European call hedged with the underlying: synthetic GBM/Heston episodes or rolled 30-day calls on the real S&P 500"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = -np.ones(1, dtype=np.float32)  # no hedge: the short call is left naked
 
     def __init__(self, mode: str = "daily", prices: pd.DataFrame | None = None, segment: tuple[str, str] | None = None,
                  costs: dict | CostModel | None = None, episode_length: int | None = None,

@@ -191,6 +191,8 @@ def _check_number(name: str, value, low: float, high: float = math.inf, strict: 
 class FactorTrackingEnv(gym.Env):
     "Hold one of several causal factor portfolios of real stocks, scored on active return vs a benchmark"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = None  # a long-only factor portfolio is always held: there is no flat choice
 
     def __init__(self, prices: pd.DataFrame | None = None, segment: tuple[str, str] | None = None,
                  costs: dict | CostModel | None = None, episode_length: int | None = None,

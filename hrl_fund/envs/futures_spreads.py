@@ -206,6 +206,8 @@ def curve_states(spot: pd.Series, history: pd.Series, fit_end: pd.Timestamp, mod
 class FuturesSpreadsEnv(gym.Env):
     "A calendar spread (long near / short far futures, equal lots) on a model curve fitted to WTI, filled at the next close"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = np.zeros(1, dtype=np.float32)  # no spread position
 
     def __init__(self, prices: pd.DataFrame | None = None, segment: tuple[str, str] | None = None,
                  costs: dict | CostModel | None = None, episode_length: int | None = None,

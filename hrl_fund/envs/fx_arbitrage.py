@@ -94,6 +94,8 @@ def _option_in_range(name: str, value, low: float, high: float, low_open: bool =
 class FxArbitrageEnv(gym.Env):
     "EUR/USD/GBP triangle: positions in three legs on synthetic bid/ask quotes around ECB fixings, with carry"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = np.zeros(3, dtype=np.float32)  # no position in any leg
 
     def __init__(self, tickers: tuple[str, str] = DEFAULT_TICKERS, prices: pd.DataFrame | None = None,
                  segment: tuple[str, str] | None = None, costs: dict | CostModel | None = None,

@@ -235,6 +235,8 @@ SESSION_SECONDS = 390 * 60  # one AS session is dated as one 6.5-hour trading da
 class MarketMakingEnv(gym.Env):
     "AS market making: bid/ask offsets from the mid, Poisson fills A e^(-k δ); one session per day of a real stock, or the paper's session"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = np.ones(2, dtype=np.float32)  # the widest quotes: the fewest fills (a market maker cannot be flatter)
 
     def __init__(self, ticker: str = DEFAULT_TICKER, prices: pd.DataFrame | None = None,
                  segment: tuple[str, str] | None = None, costs: dict | CostModel | None = None,

@@ -154,6 +154,8 @@ def spread_features(log_a: np.ndarray, log_b: np.ndarray, window: int,
 class StatArbEnv(gym.Env):
     "Dollar-neutral pairs trading on two stocks, filled at the next close with per-leg costs"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = np.zeros(1, dtype=np.float32)  # no spread position
 
     def __init__(self, pair: tuple[str, str] | str = DEFAULT_PAIR, prices: pd.DataFrame | None = None,
                  segment: tuple[str, str] | None = None, costs: dict | CostModel | None = None, window: int = 250,

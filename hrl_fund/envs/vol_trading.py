@@ -221,6 +221,8 @@ def vol_features(spot, vix, rv_horizons: tuple[int, ...] = (5, 21, 63), percenti
 class VolTradingEnv(gym.Env):
     "Delta-hedged S&P 500 straddles priced at VIX (+ skew): target vega in [-1, 1], next-close fills, daily on the real calendar"
     metadata = {"render_modes": []}
+    version = "1"  # bump when observations, actions or dynamics change: stored with trained models
+    flat_action = np.zeros(1, dtype=np.float32)  # no vega
 
     def __init__(self, prices: pd.DataFrame | None = None, segment: tuple[str, str] | None = None,
                  costs: dict | CostModel | None = None, episode_length: int | None = None,
