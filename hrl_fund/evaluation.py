@@ -1,4 +1,4 @@
-"""The equal-weight baseline, paper writers (booktabs tables, number macros, equity-curve figures) and stage 05: the one and only evaluation on the test segment
+"""The test-segment evaluation of the hierarchical fund: one backtest engine with the CIO's fill rule, rolling skfolio baselines, fund metrics, sleeve attribution, and the paper's tables, figures and number macros (stage 05, the only code that touches the test segment)
 
 Docs: https://hrl-fund.github.io/hrl_fund/results.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://hrl-fund.github.io/hrl_fund/results.html.md"""
 # %% ../nbs/05_results.ipynb #c003
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -16,33 +17,194 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from .config import require, resolve_root, save_figure, write_json, write_text
+from .config import require, resolve_root, save_figure, save_parquet, write_json, write_text
 from .metrics import *
 
 # %% auto #0
-__all__ = ['METRIC_LABELS', 'equal_weight_returns', 'latex_escape', 'latex_number', 'latex_table', 'macro_name', 'latex_macros',
-           'equity_figure', 'read_stage_inputs', 'synthetic_inputs', 'display_name', 'evaluate_test_segment',
-           'paper_value', 'results_frame', 'comparison_word', 'results_numbers', 'results_metrics']
+__all__ = ['SKFOLIO_BASELINES', 'STAGE_00', 'STAGE_03', 'STAGE_04', 'FUND_METRICS', 'STRATEGIES', 'POLICY_LABELS',
+           'BASELINE_LABELS', 'ACRONYMS', 'STRATEGY_PROSE', 'METRIC_LABELS', 'HEADLINE_METRICS', 'cost_rates',
+           'trade_to_targets', 'run_targets', 'traded_weight', 'replay_held', 'annual_turnover', 'market_correlation',
+           'skfolio_estimator', 'fit_weights', 'rolling_targets', 'constant_targets', 'best_single_sleeve',
+           'latex_escape', 'latex_number', 'latex_table', 'macro_name', 'latex_macros', 'equity_figure',
+           'allocation_figure', 'contribution_figure', 'sleeve_contributions', 'split_weights', 'read_stage_inputs',
+           'write_synthetic_inputs', 'display_name', 'run_metrics', 'evaluate', 'paper_value', 'results_frame',
+           'contributions_frame', 'comparison_word', 'results_numbers', 'results_metrics', 'results_report',
+           'equal_weight_returns']
 
 # %% ../nbs/05_results.ipynb #c006
-def equal_weight_returns(sleeve_returns: pd.DataFrame, *, rebalance_cost_bps: float = 0.0) -> pd.Series:
-    "Daily net returns of an equal-weight fund over the columns of `sleeve_returns` (n_obs x n_sleeves), rebalanced daily"
-    values = sleeve_returns.to_numpy(dtype=np.float64)  # (n_obs, n_sleeves)
-    if np.isnan(values).any():
-        missing = list(sleeve_returns.columns[np.isnan(values).any(axis=0)])
-        raise ValueError(f"sleeve returns contain NaN in {missing}")
-    n_sleeves = values.shape[1]
-    target = np.full(n_sleeves, 1.0 / n_sleeves)  # (n_sleeves,)
-    gross = values @ target  # (n_obs,)
-    drifted = target * (1.0 + values) / (1.0 + gross)[:, None]  # (n_obs, n_sleeves) weights at the close
-    turnover = np.abs(drifted - target).sum(axis=1)  # (n_obs,)
-    cost_rate = rebalance_cost_bps / 1e4
-    growth = (1.0 + gross) * (1.0 - cost_rate * turnover)  # (n_obs,)
-    if len(growth):
-        growth[0] *= 1.0 - cost_rate * 1.0
-    return pd.Series(growth - 1.0, index=sleeve_returns.index, name="equal_weight")
+def cost_rates(cost_bps, assets: list[str]) -> np.ndarray:  # (n_assets,) cost per unit of weight traded
+    "Per-sleeve cost rates: a scalar `cost_bps` for every sleeve but cash (free), or a {sleeve: bps} mapping naming all"
+    if isinstance(cost_bps, dict):
+        missing = [asset for asset in assets if asset not in cost_bps]
+        unknown = sorted(set(cost_bps) - set(assets))
+        if missing or unknown:
+            raise ValueError(f"cost_bps mapping must name every sleeve: missing {missing}, unknown {unknown}")
+        values = np.array([float(cost_bps[asset]) for asset in assets])
+    else:
+        values = np.array([0.0 if asset == "cash" else float(cost_bps) for asset in assets])
+    if not (np.isfinite(values).all() and (values >= 0).all()):
+        raise ValueError(f"cost_bps must be finite and >= 0 for every sleeve, got {cost_bps!r}")
+    return values * 1e-4
 
-# %% ../nbs/05_results.ipynb #c010
+def trade_to_targets(returns: np.ndarray,  # (n_days, n_assets) daily net returns of the sleeves over the segment
+                     targets: np.ndarray,  # (n_days, n_assets) the book bought at the close of each day (rows on the simplex)
+                     rates: np.ndarray,  # (n_assets,) cost per unit of weight traded
+                     initial: np.ndarray,  # (n_assets,) the book held over day 0 (all cash for a new fund)
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # net (n_days,), held (n_days, n_assets), traded (n_days,)
+    "Daily net returns, held weights and traded weight (sum |target - drifted|) of a long-only book traded to `targets`"
+    returns, targets = np.asarray(returns, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    if returns.shape != targets.shape:
+        raise ValueError(f"returns {returns.shape} and targets {targets.shape} must have the same shape")
+    if not np.isfinite(targets).all() or (targets < -1e-12).any() or np.abs(targets.sum(axis=1) - 1).max(initial=0) > 1e-9:
+        raise ValueError("every row of targets must be finite, >= 0 and sum to 1")
+    n_days = returns.shape[0]
+    net, traded = np.empty(n_days), np.empty(n_days)
+    held = np.empty_like(returns)
+    book = np.asarray(initial, dtype=np.float64)
+    for day in range(n_days):
+        held[day] = book
+        gross = float(book @ returns[day])
+        drifted = book * (1.0 + returns[day]) / (1.0 + gross)  # (n_assets,) weights at the close
+        trade = np.abs(targets[day] - drifted)  # (n_assets,)
+        traded[day] = trade.sum()
+        net[day] = gross - (1.0 + gross) * float(trade @ rates)
+        book = targets[day]
+    return net, held, traded
+
+def run_targets(sleeve_returns: pd.DataFrame,  # (n_days, n_assets) the segment's daily net returns, "cash" among them
+                targets: pd.DataFrame,  # (n_days, n_assets) same index and columns: the book bought at each close
+                cost_bps: float | dict = 5.0,
+               ) -> tuple[pd.Series, pd.DataFrame]:  # net returns (n_days,), held weights (n_days, n_assets)
+    "Net returns and held weights of a new fund (all cash over the first day) trading to `targets`"
+    if not (targets.index.equals(sleeve_returns.index) and list(targets.columns) == list(sleeve_returns.columns)):
+        raise ValueError("targets must have the same dates and columns as the sleeve returns")
+    assets = list(sleeve_returns.columns)
+    if "cash" not in assets:
+        raise ValueError(f"the sleeves need a 'cash' column to start from: {assets}")
+    initial = np.zeros(len(assets))
+    initial[assets.index("cash")] = 1.0
+    net, held, _ = trade_to_targets(sleeve_returns.to_numpy(), targets.to_numpy(), cost_rates(cost_bps, assets), initial)
+    return (pd.Series(net, index=sleeve_returns.index, name="net_return"),
+            pd.DataFrame(held, index=sleeve_returns.index, columns=assets))
+
+# %% ../nbs/05_results.ipynb #c012
+def _drifted(held: np.ndarray, returns: np.ndarray) -> np.ndarray:  # (n_days, n_assets) weights at each close
+    "Held weights (n_days, n_assets) after each day's returns, before any trade"
+    gross = np.einsum("ij,ij->i", held, returns)  # (n_days,)
+    return held * (1.0 + returns) / (1.0 + gross)[:, None]
+
+def traded_weight(held: pd.DataFrame,  # (n_days, n_assets) weights held each day
+                  sleeve_returns: pd.DataFrame,  # (n_days, n_assets) same dates and columns
+                 ) -> pd.Series:  # (n_days - 1,) sum |bought - drifted| at the close of every day but the last
+    "Weight traded at each close, read from the held weights: the next day's book minus the drifted one"
+    held_values = held.to_numpy(dtype=np.float64)
+    drifted = _drifted(held_values[:-1], sleeve_returns.to_numpy(dtype=np.float64)[:-1])
+    return pd.Series(np.abs(held_values[1:] - drifted).sum(axis=1), index=held.index[:-1], name="traded")
+
+def replay_held(held: pd.DataFrame,  # (n_days, n_assets) weights held each day
+                sleeve_returns: pd.DataFrame,  # (n_days, n_assets) same dates and columns
+                cost_bps: float | dict = 5.0,
+               ) -> pd.Series:  # (n_days - 1,) net returns of every day but the last
+    "Net returns implied by the held weights (gross return minus the cost of the closing trade), all days but the last"
+    held_values = held.to_numpy(dtype=np.float64)
+    values = sleeve_returns.to_numpy(dtype=np.float64)
+    gross = np.einsum("ij,ij->i", held_values[:-1], values[:-1])  # (n_days - 1,)
+    trade = np.abs(held_values[1:] - _drifted(held_values[:-1], values[:-1]))  # (n_days - 1, n_assets)
+    rates = cost_rates(cost_bps, [str(column) for column in sleeve_returns.columns])
+    return pd.Series(gross - (1.0 + gross) * (trade @ rates), index=held.index[:-1], name="net_return")
+
+def annual_turnover(held: pd.DataFrame, sleeve_returns: pd.DataFrame, *, periods_per_year: int = 252) -> float:
+    "Mean weight traded per close (sum |bought - drifted|, cash leg included) times periods_per_year"
+    traded = traded_weight(held, sleeve_returns)
+    return float(traded.mean() * periods_per_year) if len(traded) else math.nan
+
+def market_correlation(returns: pd.Series, market_returns: pd.Series) -> float:
+    "Pearson correlation of daily returns with the market's on their common dates; NaN without dispersion"
+    joined = pd.concat([returns, market_returns], axis=1, join="inner").dropna().to_numpy()  # (n_common, 2)
+    if len(joined) < 2 or (joined.std(axis=0) <= ZERO_TOLERANCE).any():
+        return math.nan
+    return float(np.corrcoef(joined.T)[0, 1])
+
+# %% ../nbs/05_results.ipynb #c016
+SKFOLIO_BASELINES = ("inverse_volatility", "risk_parity", "minimum_variance")
+
+def skfolio_estimator(name: str):
+    "A fresh skfolio estimator: InverseVolatility, RiskBudgeting (variance, equal budgets) or MeanRisk (minimum variance)"
+    from skfolio import RiskMeasure
+    from skfolio.optimization import InverseVolatility, MeanRisk, ObjectiveFunction, RiskBudgeting
+    if name == "inverse_volatility":
+        return InverseVolatility()
+    if name == "risk_parity":
+        return RiskBudgeting(risk_measure=RiskMeasure.VARIANCE)
+    if name == "minimum_variance":
+        return MeanRisk(objective_function=ObjectiveFunction.MINIMIZE_RISK, risk_measure=RiskMeasure.VARIANCE)
+    raise ValueError(f"unknown baseline {name!r} (known: {', '.join(SKFOLIO_BASELINES)})")
+
+def fit_weights(name: str, window_returns: pd.DataFrame) -> tuple[np.ndarray, list[str]]:  # (n_columns,), excluded
+    "Long-only weights of skfolio baseline `name` fitted on `window_returns` (n_window, n_sleeves); flat sleeves get 0"
+    values = window_returns.to_numpy(dtype=np.float64)  # (n_window, n_sleeves)
+    live = values.std(axis=0, ddof=1) > ZERO_TOLERANCE
+    excluded = [str(column) for column, alive in zip(window_returns.columns, live, strict=True) if not alive]
+    if not live.any():
+        raise ValueError(f"no sleeve has any dispersion over the window ending {window_returns.index[-1].date()}")
+    weights = np.zeros(values.shape[1])
+    if live.sum() == 1:
+        weights[live] = 1.0
+        return weights, excluded
+    fitted = np.clip(np.asarray(skfolio_estimator(name).fit(values[:, live]).weights_, dtype=np.float64), 0.0, None)
+    weights[live] = fitted / fitted.sum()  # solver round-off can leave -1e-10 or a sum of 1 +- 1e-9
+    return weights, excluded
+
+def rolling_targets(name: str,
+                    streams: pd.DataFrame,  # (n_obs, n_assets) daily net returns, the test segment and its history
+                    test_dates: pd.DatetimeIndex,  # (n_days,) the segment's dates, a contiguous run of streams' index
+                    *, window: int, refit_every: int,
+                   ) -> tuple[pd.DataFrame, dict]:  # targets (n_days, n_assets), report
+    "Books bought at each test close by skfolio baseline `name`, refitted every `refit_every` days on `window` past days"
+    if int(window) < 2 or int(refit_every) < 1:
+        raise ValueError(f"backtest.window must be >= 2 and backtest.refit_every >= 1, got {window}, {refit_every}")
+    window, refit_every = int(window), int(refit_every)
+    positions = streams.index.get_indexer(test_dates)  # (n_days,) rows of the test days
+    if (positions < 0).any() or (np.diff(positions) != 1).any():
+        raise ValueError("the test dates must be a contiguous run of the streams' dates")
+    history = int(positions[0])
+    if window > history:
+        raise ValueError(f"backtest.window = {window} days is longer than the {history} days of streams before the test "
+                         f"segment starts on {test_dates[0].date()} (outputs/cio/streams.parquet starts "
+                         f"{streams.index[0].date()}): shorten backtest.window or start cio_train earlier")
+    risky = [column for column in streams.columns if column != "cash"]
+    targets = pd.DataFrame(0.0, index=test_dates, columns=streams.columns)
+    excluded_days, refits, current = {}, 0, None
+    for day, row in enumerate(positions):
+        if day % refit_every == 0:
+            current, excluded = fit_weights(name, streams[risky].iloc[row - window: row])  # days before the day's close
+            refits += 1
+            for sleeve in excluded:
+                excluded_days[sleeve] = excluded_days.get(sleeve, 0) + 1
+        targets.iloc[day, [streams.columns.get_loc(column) for column in risky]] = current
+    return targets, {"refits": refits, "window": window, "refit_every": refit_every, "excluded_fits": excluded_days}
+
+def constant_targets(weights: dict[str, float], columns: list[str], test_dates: pd.DatetimeIndex) -> pd.DataFrame:
+    "The same book bought at every close: `weights` by sleeve name, 0 elsewhere (n_days, n_assets)"
+    unknown = sorted(set(weights) - set(columns))
+    if unknown:
+        raise ValueError(f"weights name unknown sleeves {unknown} (sleeves: {columns})")
+    row = np.array([float(weights.get(column, 0.0)) for column in columns])
+    return pd.DataFrame(np.tile(row, (len(test_dates), 1)), index=test_dates, columns=columns)
+
+def best_single_sleeve(streams: pd.DataFrame, validation_segment, *, periods_per_year: int = 252) -> tuple[str, float]:
+    "The risky sleeve with the highest Sharpe ratio over `validation_segment` (inclusive dates), and that Sharpe ratio"
+    window = streams.loc[pd.Timestamp(validation_segment[0]): pd.Timestamp(validation_segment[1])]
+    if len(window) < 2:
+        raise ValueError(f"the streams hold {len(window)} days of the validation segment {list(validation_segment)}")
+    sharpes = {column: sharpe_ratio(window[column], periods_per_year=periods_per_year)
+               for column in streams.columns if column != "cash"}
+    ranked = sorted(((value, name) for name, value in sharpes.items() if not math.isnan(value)), reverse=True)
+    if not ranked:
+        raise ValueError(f"no risky sleeve has a Sharpe ratio on the validation segment {list(validation_segment)}")
+    return ranked[0][1], float(ranked[0][0])
+
+# %% ../nbs/05_results.ipynb #c022
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -57,9 +219,13 @@ def latex_number(value, float_format: str = "{:.2f}") -> str:
         return "--"
     if math.isinf(value):
         return r"$\infty$" if value > 0 else r"$-\infty$"
-    return "$" + float_format.format(value) + "$"
+    text = float_format.format(value)
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]  # -0.00 prints as 0.00
+    return "$" + text + "$"
 
-def latex_table(df: pd.DataFrame, path: str | Path, caption: str, label: str, *, float_format: str = "{:.2f}") -> Path:
+def latex_table(df: pd.DataFrame, path: str | Path, caption: str, label: str, *, float_format: str = "{:.2f}",
+                fit_width: bool = False) -> Path:
     "Write `df` (rows x columns; str cells verbatim, numbers formatted) to `path` as a booktabs table float"
     if not re.fullmatch(r"[A-Za-z0-9:_.-]+", label):
         raise ValueError(f"label {label!r} must use letters, digits and :_.- only")
@@ -70,12 +236,15 @@ def latex_table(df: pd.DataFrame, path: str | Path, caption: str, label: str, *,
     header = " & ".join([latex_escape(df.index.name or "")] + [latex_escape(column) for column in df.columns])
     body = [" & ".join([latex_escape(name)] + [cell(value) for value in row]) + r" \\"
             for name, row in zip(df.index, df.itertuples(index=False), strict=True)]
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
-             r"\begin{tabular}{l" + "r" * len(df.columns) + "}", r"\toprule", header + r" \\", r"\midrule",
-             *body, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    tabular = [r"\begin{tabular}{l" + "r" * len(df.columns) + "}", r"\toprule", header + r" \\", r"\midrule",
+               *body, r"\bottomrule", r"\end{tabular}"]
+    if fit_width:  # shrink (never enlarge) to the text width; needs graphicx
+        tabular = [r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%", *tabular, "}"]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}", *tabular,
+             r"\end{table}"]
     return write_text(path, "% generated by hrl_fund.evaluation (stage 05): do not edit\n" + "\n".join(lines) + "\n")
 
-# %% ../nbs/05_results.ipynb #c013
+# %% ../nbs/05_results.ipynb #c025
 _DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 def macro_name(*parts: str) -> str:
@@ -103,12 +272,14 @@ def latex_macros(numbers: dict, path: str | Path, *, float_format: str = "{:.2f}
             text = "--"
         else:
             text = float_format.format(float(value))
+            if text.startswith("-") and float(text) == 0:
+                text = text[1:]  # -0.00 prints as 0.00
             if text.startswith("-"):
                 text = r"\ensuremath{" + text + "}"  # a true minus sign in text and in math
         lines.append(rf"\newcommand{{\{name}}}{{{text}}}")
     return write_text(path, "\n".join(lines) + "\n")
 
-# %% ../nbs/05_results.ipynb #c016
+# %% ../nbs/05_results.ipynb #c028
 def equity_figure(returns_df: pd.DataFrame, seed_bands: dict[str, pd.DataFrame] | None = None,
                   labels: dict[str, str] | None = None) -> Figure:
     "Equity curves and drawdowns of the columns of `returns_df` (n_obs x n_strategies), with optional seed bands"
@@ -136,88 +307,339 @@ def equity_figure(returns_df: pd.DataFrame, seed_bands: dict[str, pd.DataFrame] 
     figure.align_ylabels()
     return figure
 
-# %% ../nbs/05_results.ipynb #c019
-def read_stage_inputs(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Read `outputs/cio/streams.parquet` (stage 03) and `outputs/cio/test_returns.parquet` (stage 04) under `root`"
+# %% ../nbs/05_results.ipynb #c031
+def allocation_figure(weights: pd.DataFrame,  # (n_days, n_assets) held weights, rows summing to 1
+                      labels: dict[str, str] | None = None) -> Figure:
+    "Stacked area of held weights over time, one band per sleeve"
+    labels = labels or {}
+    figure = Figure(figsize=(6.5, 3.4), layout="constrained")
+    axes = figure.subplots()
+    colors = [f"C{index % 10}" if len(weights.columns) <= 10 else _tab20(index) for index in range(len(weights.columns))]
+    axes.stackplot(weights.index, weights.to_numpy().T, labels=[labels.get(name, name) for name in weights.columns],
+                   colors=colors, linewidth=0)
+    axes.set_ylim(0, 1)
+    axes.set_xlim(weights.index[0], weights.index[-1])
+    axes.set_ylabel("weight held")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return figure
+
+def _tab20(index: int) -> tuple:
+    "Colour `index` of matplotlib's tab20 map (pairs of a dark and a light shade: a specialist and its baseline)"
+    from matplotlib import colormaps
+    return colormaps["tab20"](index % 20)
+
+def contribution_figure(contributions: pd.DataFrame,  # sleeves x [return_contribution, risk_share] (fractions)
+                        labels: dict[str, str] | None = None) -> Figure:
+    "Horizontal bars: each sleeve's contribution to return (percentage points) and share of risk (percent)"
+    labels = labels or {}
+    figure = Figure(figsize=(6.5, 1.0 + 0.2 * len(contributions)), layout="constrained")
+    return_axes, risk_axes = figure.subplots(1, 2, sharey=True)
+    positions = np.arange(len(contributions))[::-1]
+    names = [labels.get(name, name) for name in contributions.index]
+    return_axes.barh(positions, 100 * contributions["return_contribution"].to_numpy(), color="C0")
+    risk_axes.barh(positions, 100 * contributions["risk_share"].to_numpy(), color="C3")
+    return_axes.set_yticks(positions, names, fontsize=8)
+    return_axes.set_xlabel("return contribution (pp)")
+    risk_axes.set_xlabel("share of risk (%)")
+    for axes in (return_axes, risk_axes):
+        axes.axvline(0, color="black", linewidth=0.6)
+        axes.grid(axis="x", alpha=0.3)
+    return figure
+
+# %% ../nbs/05_results.ipynb #c033
+def sleeve_contributions(held: pd.DataFrame,  # (n_days, n_assets) weights held each day
+                         sleeve_returns: pd.DataFrame,  # (n_days, n_assets) same dates and columns
+                         net_returns: pd.Series,  # (n_days,) the policy's daily net returns
+                         *, periods_per_year: int = 252,
+                        ) -> tuple[pd.DataFrame, float]:  # sleeves x [average_weight, return_contribution, risk_contribution, risk_share], costs
+    "Average weight, return contribution, risk contribution (Euler, annualised) and share of risk per sleeve, and the costs"
+    weights = held.to_numpy(dtype=np.float64)
+    values = sleeve_returns.to_numpy(dtype=np.float64)
+    contribution = (weights * values).sum(axis=0)  # (n_assets,)
+    costs = float(contribution.sum() - net_returns.to_numpy(dtype=np.float64).sum())
+    average = weights.mean(axis=0)  # (n_assets,)
+    covariance = np.cov(values.T, ddof=1).reshape(len(average), len(average)) * periods_per_year  # (n_assets, n_assets)
+    marginal = covariance @ average  # (n_assets,)
+    variance = float(average @ marginal)
+    risk = average * marginal / math.sqrt(variance) if variance > 0 else np.full(len(average), math.nan)
+    share = average * marginal / variance if variance > 0 else np.full(len(average), math.nan)
+    frame = pd.DataFrame({"average_weight": average, "return_contribution": contribution,
+                          "risk_contribution": risk, "risk_share": share}, index=held.columns)
+    frame.index.name = "sleeve"
+    return frame, costs
+
+# %% ../nbs/05_results.ipynb #c037
+STAGE_00, STAGE_03, STAGE_04 = "stage 00 (nbs/00_data.ipynb)", "stage 03 (nbs/03_master_env.ipynb)", "stage 04 (nbs/04_master_training.ipynb)"
+
+def _seed_columns(frame: pd.DataFrame, path: Path, seeds: list[int]) -> pd.DataFrame:
+    "`frame` (n_days, n_seeds) with its seed_<k> columns checked against params.yaml's seeds"
+    expected = [f"seed_{seed}" for seed in seeds]
+    if sorted(map(str, frame.columns)) != sorted(expected):
+        raise ValueError(f"{path} has columns {list(frame.columns)} but params.yaml seeds give {expected}: "
+                         f"rerun stage 04 (or fix seeds)")
+    return frame[expected].astype("float64")
+
+def split_weights(frame: pd.DataFrame, path: Path, seeds: list[int], assets: list[str]) -> dict[str, pd.DataFrame]:
+    "Per-seed held weights {seed_<k>: (n_days, n_assets)} from columns `seed_<k>/<sleeve>`, checked against seeds and sleeves"
+    pairs = [str(column).split("/", 1) for column in frame.columns]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"{path} columns must be seed_<k>/<sleeve>, got {list(frame.columns)[:4]}...")
+    found = sorted({seed for seed, _ in pairs})
+    expected = sorted(f"seed_{seed}" for seed in seeds)
+    if found != expected:
+        raise ValueError(f"{path} holds seeds {found} but params.yaml seeds give {expected}: rerun stage 04 (or fix seeds)")
+    weights = {}
+    for seed in seeds:
+        key = f"seed_{seed}"
+        columns = [f"{key}/{asset}" for asset in assets]
+        missing = [column for column in columns if column not in frame.columns]
+        if missing or sum(pair[0] == key for pair in pairs) != len(assets):
+            raise ValueError(f"{path} does not hold exactly the sleeves of outputs/cio/streams.parquet for {key} "
+                             f"(missing {missing[:3]}): rerun stage 04")
+        weights[key] = frame[columns].set_axis(assets, axis=1).astype("float64")
+    return weights
+
+def read_stage_inputs(root: str | Path, seeds: list[int] | None = None) -> dict:
+    "Everything stage 05 reads under `root`: streams, market returns, per-policy files, the training report, specialists"
     root = Path(root)
-    streams = pd.read_parquet(require(root / "outputs/cio/streams.parquet", "stage 03 (nbs/03_master_env.ipynb)"))
-    allocator = pd.read_parquet(require(root / "outputs/cio/test_returns.parquet",
-                                        "stage 04 (nbs/04_master_training.ipynb)"))
-    seed_columns = [column for column in allocator.columns if re.fullmatch(r"seed_\d+", str(column))]
-    if not seed_columns:
-        raise ValueError(f"{root / 'outputs/cio/test_returns.parquet'} has no seed_<k> columns: {list(allocator.columns)}")
-    return streams, allocator[seed_columns]
+    streams = pd.read_parquet(require(root / "outputs/cio/streams.parquet", STAGE_03))
+    prices = pd.read_parquet(require(root / "outputs/data/prices.parquet", STAGE_00))
+    report_path = require(root / "reports/cio_training.json", STAGE_04)
+    report = json.loads(report_path.read_text())
+    if "policies" not in report or "policy" not in report:
+        raise ValueError(f"{report_path} names no policies (an older stage 04 wrote it): rerun stage 04")
+    if "SP500" not in prices.columns:
+        raise ValueError(f"{root / 'outputs/data/prices.parquet'} has no SP500 column for the market correlation")
+    if seeds is None:
+        seeds = sorted(int(key.removeprefix("seed_")) for key in report["policies"][report["policy"]]["seeds"])
+    seeds = [int(seed) for seed in seeds]
+    assets = [str(column) for column in streams.columns]
+    policies = {}
+    for policy, entry in report["policies"].items():
+        folder = root / entry["outputs"]
+        reported = sorted(entry["seeds"])
+        if reported != sorted(f"seed_{seed}" for seed in seeds):
+            raise ValueError(f"{report_path} lists seeds {reported} for {policy}, params.yaml seeds give {seeds}: rerun stage 04")
+        files = {}
+        for name in ("test_returns", "val_returns"):
+            path = require(folder / f"{name}.parquet", STAGE_04)
+            files[name] = _seed_columns(pd.read_parquet(path), path, seeds)
+        path = require(folder / "test_weights.parquet", STAGE_04)
+        files["test_weights"] = split_weights(pd.read_parquet(path), path, seeds, assets)
+        policies[policy] = {"role": entry["role"], **files}
+    specialists = None
+    specialists_path = root / "reports/specialists.json"
+    if specialists_path.exists():
+        specialists = json.loads(specialists_path.read_text())
+        if specialists.get("seeds") is not None and [int(seed) for seed in specialists["seeds"]] != seeds:
+            raise ValueError(f"{specialists_path} holds seeds {specialists['seeds']}, params.yaml seeds give {seeds}: "
+                             f"rerun stage 02")
+    market = prices["SP500"].astype("float64").pct_change().rename("SP500")
+    return {"streams": streams.astype("float64"), "market": market, "report": report, "policies": policies,
+            "specialists": specialists, "seeds": seeds}
 
-# %% ../nbs/05_results.ipynb #c022
-def synthetic_inputs(test_segment: list[str], seeds: list[int], *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Seeded synthetic (streams, allocator seed returns) on the business days of `test_segment`, for smoke runs"
-    dates = pd.bdate_range(test_segment[0], test_segment[1], name="date")
+# %% ../nbs/05_results.ipynb #c039
+def write_synthetic_inputs(root: str | Path, segments: dict, seeds: list[int], *, cost_bps: float = 5.0,
+                           specialists: tuple[str, ...] = ("stat_arb", "vol_trading", "factor_tracking"),
+                           settings: dict | None = None, seed: int = 0) -> None:
+    "Write seeded synthetic stage 00/03/04 outputs (prices, streams, CIO and ablation runs, reports) under `root`"
+    root = Path(root)
     rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(segments["cio_train"][0], segments["test"][1], name="date")
     n_days = len(dates)
-    cash = 0.02 / 252 * (1.0 + 0.5 * np.sin(np.arange(n_days) / 60.0))  # (n_days,)
-    streams = pd.DataFrame({"stat_arb": rng.normal(0.0004, 0.006, n_days),
-                            "stat_arb_baseline": rng.normal(0.0001, 0.007, n_days), "cash": cash}, index=dates)
-    allocator = {}
-    for seed_value in seeds:
-        seed_rng = np.random.default_rng([seed, seed_value])
-        weights = seed_rng.dirichlet(np.ones(streams.shape[1]), size=n_days // 21 + 1).repeat(21, axis=0)[:n_days]
-        noise = seed_rng.normal(0.0, 0.0005, n_days)  # execution noise and costs, (n_days,)
-        allocator[f"seed_{seed_value}"] = (weights * streams.to_numpy()).sum(axis=1) + noise - 0.00002
-    return streams, pd.DataFrame(allocator, index=dates)
+    market = rng.normal(0.0004, 0.011, n_days)  # (n_days,) daily market returns
+    columns = {}
+    for position, name in enumerate(specialists):
+        beta = 0.1 + 0.2 * position
+        columns[name] = beta * market + rng.normal(0.0003, 0.004 + 0.002 * position, n_days)
+        columns[f"{name}_baseline"] = beta * market + rng.normal(0.0001, 0.005 + 0.002 * position, n_days)
+    columns["cash"] = 0.02 / 252 * (1.0 + 0.5 * np.sin(np.arange(n_days) / 60.0))
+    streams = pd.DataFrame(columns, index=dates)
+    save_parquet(streams, root / "outputs/cio/streams.parquet")
+    save_parquet(pd.DataFrame({"SP500": 100.0 * np.cumprod(1.0 + market)}, index=dates), root / "outputs/data/prices.parquet")
+    report = {"policy": "transformer", "ablation": "mlp", "policies": {}, "settings": settings or {}}
+    for offset, (policy, role, folder) in enumerate([("transformer", "cio", "outputs/cio"),
+                                                     ("mlp", "ablation", "outputs/cio/ablation")]):
+        files = {"val_returns": {}, "test_returns": {}, "test_weights": {}}
+        for seed_value in seeds:
+            seed_rng = np.random.default_rng([seed, offset, seed_value])
+            for segment, name in (("cio_val", "val_returns"), ("test", "test_returns")):
+                segment_streams = streams.loc[segments[segment][0]: segments[segment][1]]
+                months = seed_rng.dirichlet(np.ones(streams.shape[1]), size=len(segment_streams) // 21 + 1)
+                targets = pd.DataFrame(months.repeat(21, axis=0)[: len(segment_streams)], index=segment_streams.index,
+                                       columns=streams.columns)
+                net, held = run_targets(segment_streams, targets, cost_bps)
+                files[name][f"seed_{seed_value}"] = net
+                if name == "test_returns":
+                    files["test_weights"].update({f"seed_{seed_value}/{asset}": held[asset] for asset in held.columns})
+        for name, frame in files.items():
+            save_parquet(pd.DataFrame(frame).rename_axis("date"), root / folder / f"{name}.parquet")
+        report["policies"][policy] = {"role": role, "outputs": folder, "models": folder.replace("outputs", "models"),
+                                      "seeds": {f"seed_{seed_value}": {} for seed_value in seeds}}
+    write_json(root / "reports/cio_training.json", report)
+    write_json(root / "reports/specialists.json",
+               {"seeds": list(seeds), "summary": {name: {"algo": "PPO"} for name in specialists}})
 
-# %% ../nbs/05_results.ipynb #c025
-def display_name(strategy: str) -> str:
-    "Human label of a strategy key: allocator, equal_weight, <specialist>, <specialist>_baseline"
-    fixed = {"allocator": "PPO allocator", "equal_weight": "Equal weight", "cash": "Cash"}
-    if strategy in fixed:
-        return fixed[strategy]
-    if strategy.endswith("_baseline"):
-        return strategy.removesuffix("_baseline").replace("_", " ").capitalize() + " baseline"
-    return strategy.replace("_", " ").capitalize() + " agent"
+# %% ../nbs/05_results.ipynb #c043
+FUND_METRICS = [*METRICS, "turnover", "market_correlation"]
+STRATEGIES = ("cio", "ablation", "equal_weight", *SKFOLIO_BASELINES, "best_single")
+POLICY_LABELS = {"transformer": "Transformer", "mlp": "MLP"}
+BASELINE_LABELS = {"equal_weight": "Equal weight", "inverse_volatility": "Inverse vol.", "risk_parity": "Risk parity",
+                   "minimum_variance": "Min. variance", "best_single": "Best single"}
 
-def evaluate_test_segment(streams: pd.DataFrame, allocator: pd.DataFrame, test_segment: list[str], *,
-                          periods_per_year: int = 252, rebalance_cost_bps: float = 0.0) -> dict:
-    "Score the allocator's seeds, equal weight over the sleeves and every non-cash sleeve on the test segment"
-    start, end = pd.Timestamp(test_segment[0]), pd.Timestamp(test_segment[1])
-    streams = streams.sort_index().loc[start:end]
-    allocator = allocator.sort_index().loc[start:end]
-    dates = streams.index.intersection(allocator.index)
+ACRONYMS = {"fx": "FX", "cio": "CIO", "mlp": "MLP"}
+STRATEGY_PROSE = {"cio": "the CIO", "ablation": "the MLP ablation", "equal_weight": "equal weight",
+                  "inverse_volatility": "inverse volatility", "risk_parity": "risk parity",
+                  "minimum_variance": "minimum variance", "best_single": "the best single sleeve"}
+
+def display_name(sleeve: str, *, sentence_start: bool = True) -> str:
+    "Human label of a sleeve key: cash, <specialist> (its agent), <specialist>_baseline (its classical rule)"
+    if sleeve == "cash":
+        words = ["cash"]
+    elif sleeve.endswith("_baseline"):
+        words = [*sleeve.removesuffix("_baseline").split("_"), "baseline"]
+    else:
+        words = [*sleeve.split("_"), "agent"]
+    words = [ACRONYMS.get(word, word) for word in words]
+    if sentence_start:
+        words[0] = words[0][0].upper() + words[0][1:]
+    return " ".join(words)
+
+def run_metrics(returns: pd.Series, held: pd.DataFrame, sleeve_returns: pd.DataFrame, market: pd.Series, *,
+                periods_per_year: int = 252) -> dict:
+    "Every fund metric of one run: hrl_fund.metrics on the net returns, turnover from the held weights, S&P 500 correlation"
+    row = performance_table(returns.to_frame("run"), periods_per_year=periods_per_year).loc["run"].to_dict()
+    row["turnover"] = annual_turnover(held, sleeve_returns, periods_per_year=periods_per_year)
+    row["market_correlation"] = market_correlation(returns, market)
+    return row
+
+def _check_policy_files(files: dict, sleeves: pd.DataFrame, cost_bps, label: str) -> None:
+    "ValueError unless a policy's test returns and held weights cover the test days and agree with the sleeves"
+    dates = sleeves.index
+    for seed, returns in files["test_returns"].items():
+        weights = files["test_weights"][seed]
+        for what, frame in (("test_returns.parquet", returns), ("test_weights.parquet", weights)):
+            if not frame.index.equals(dates):
+                raise ValueError(f"{label} {what} ({seed}) covers {len(frame)} days {frame.index.min()}..{frame.index.max()}, "
+                                 f"the test segment of outputs/cio/streams.parquet {len(dates)} days "
+                                 f"{dates[0].date()}..{dates[-1].date()}: rerun stage 04")
+        values = weights.to_numpy()
+        if not np.isfinite(values).all() or values.min() < -1e-9 or np.abs(values.sum(axis=1) - 1).max() > 1e-6:
+            raise ValueError(f"{label} test_weights.parquet ({seed}) has rows that are not weights on the simplex")
+        if returns.isna().any():
+            raise ValueError(f"{label} test_returns.parquet ({seed}) has NaN on {returns.index[returns.isna()][0].date()}")
+        gap = (replay_held(weights, sleeves, cost_bps) - returns.iloc[:-1]).abs()
+        if len(gap) and gap.max() > 1e-9:
+            raise ValueError(f"{label} test_returns.parquet ({seed}) differs from its held weights and the streams by "
+                             f"{gap.max():.2e} on {gap.idxmax().date()}: the files are out of step (cio.cost_bps changed, "
+                             f"or streams.parquet rebuilt after stage 04?): rerun stage 04")
+
+def evaluate(inputs: dict, segments: dict, *, cost_bps, window: int, refit_every: int,
+             periods_per_year: int = 252) -> dict:
+    "Run the baselines and score every strategy on the test segment (see the section text)"
+    streams, market, report = inputs["streams"], inputs["market"], inputs["report"]
+    start, end = pd.Timestamp(segments["test"][0]), pd.Timestamp(segments["test"][1])
+    dates = streams.index[(streams.index >= start) & (streams.index <= end)]
     if len(dates) < 2:
-        raise ValueError(f"fewer than two common days between the streams and the allocator in {test_segment}")
-    streams, allocator = streams.loc[dates], allocator.loc[dates]
-    missing = [*streams.columns[streams.isna().any()], *allocator.columns[allocator.isna().any()]]
-    if missing:
-        raise ValueError(f"test-segment returns contain NaN in {missing}")
-    others = pd.DataFrame({"equal_weight": equal_weight_returns(streams, rebalance_cost_bps=rebalance_cost_bps)})
-    for column in streams.columns:
-        if column != "cash":
-            others[column] = streams[column]
-    return {"dates": dates, "periods_per_year": periods_per_year, "streams": streams, "allocator": allocator, "others": others,
-            "allocator_summary": seed_summary(allocator, periods_per_year=periods_per_year),
-            "table": performance_table(others, periods_per_year=periods_per_year)}
+        raise ValueError(f"outputs/cio/streams.parquet holds {len(dates)} days of the test segment {segments['test']}")
+    sleeves = streams.loc[dates]
+    runs = {}  # key -> {"label", "returns": (n_days, n_runs), "held": {run: (n_days, n_assets)}}
+    for role, key in (("cio", "cio"), ("ablation", "ablation")):
+        policy = report.get("policy") if role == "cio" else report.get("ablation")
+        if policy is None or policy not in inputs["policies"]:
+            continue
+        files = inputs["policies"][policy]
+        label = f"CIO ({POLICY_LABELS.get(policy, policy)})" if key == "cio" else f"Ablation ({POLICY_LABELS.get(policy, policy)})"
+        _check_policy_files(files, sleeves, cost_bps, label)
+        runs[key] = {"label": label, "policy": policy, "returns": files["test_returns"], "held": files["test_weights"],
+                     "validation": files["val_returns"]}
+    if "cio" not in runs:
+        raise ValueError(f"reports/cio_training.json names the CIO policy {report.get('policy')!r} but no files for it")
+    risky = [column for column in streams.columns if column != "cash"]
+    baselines = {"equal_weight": (constant_targets({column: 1.0 / len(risky) for column in risky}, list(streams.columns), dates),
+                                  {"rule": "1/N over the risky sleeves"})}
+    for name in SKFOLIO_BASELINES:
+        baselines[name] = rolling_targets(name, streams, dates, window=window, refit_every=refit_every)
+    best, best_sharpe = best_single_sleeve(streams, segments["cio_val"], periods_per_year=periods_per_year)
+    baselines["best_single"] = (constant_targets({best: 1.0}, list(streams.columns), dates),
+                                {"sleeve": best, "validation_sharpe": best_sharpe})
+    baseline_reports = {}
+    for name, (targets, baseline_report) in baselines.items():
+        net, held = run_targets(sleeves, targets, cost_bps)
+        runs[name] = {"label": BASELINE_LABELS[name], "returns": net.to_frame("run"), "held": {"run": held}}
+        baseline_reports[name] = baseline_report
+    metrics = {}
+    for key, run in runs.items():
+        rows = {name: run_metrics(run["returns"][name], run["held"][name], sleeves, market, periods_per_year=periods_per_year)
+                for name in run["returns"].columns}
+        metrics[key] = pd.DataFrame.from_dict(rows, orient="index", columns=FUND_METRICS)
+    summary = {key: pd.DataFrame({"mean": frame.mean(skipna=False), "std": frame.std(ddof=1, skipna=False)})
+               for key, frame in metrics.items()}  # std is NaN for a single run
+    cio = runs["cio"]
+    attribution = [sleeve_contributions(cio["held"][seed], sleeves, cio["returns"][seed], periods_per_year=periods_per_year)
+                   for seed in cio["returns"].columns]
+    contributions = sum(frame for frame, _ in attribution) / len(attribution)
+    sleeve_sharpe = {column: sharpe_ratio(sleeves[column], periods_per_year=periods_per_year) for column in streams.columns}
+    return {"dates": dates, "periods_per_year": periods_per_year, "sleeves": sleeves, "runs": runs, "metrics": metrics,
+            "summary": summary, "baselines": baseline_reports, "best_single": best,
+            "contributions": contributions, "costs": float(np.mean([cost for _, cost in attribution])),
+            "sleeve_sharpe": sleeve_sharpe, "cost_bps": cost_bps, "window": int(window), "refit_every": int(refit_every)}
 
-# %% ../nbs/05_results.ipynb #c028
+# %% ../nbs/05_results.ipynb #c048
 METRIC_LABELS = {"total_return": "Total return (%)", "annual_return": "Annual return (%)",
                  "annual_volatility": "Annual volatility (%)", "sharpe_ratio": "Sharpe ratio",
                  "sortino_ratio": "Sortino ratio", "max_drawdown": "Max drawdown (%)", "calmar_ratio": "Calmar ratio",
-                 "win_rate": "Win rate (%)", "profit_factor": "Profit factor"}  # plain text: latex_table escapes labels
+                 "win_rate": "Win rate (%)", "profit_factor": "Profit factor", "turnover": "Turnover (x book/year)",
+                 "market_correlation": "Correlation to S&P 500"}  # plain text: latex_table escapes labels
+HEADLINE_METRICS = ("annual_return", "annual_volatility", "sharpe_ratio", "max_drawdown", "turnover")
 
 def paper_value(metric: str, value: float) -> float:
     "A metric in the unit the paper prints: percent for return-like metrics, as is for ratios"
     return value * 100.0 if metric in PERCENT_METRICS else value
 
+def _mean_std_cell(mean: float, std: float) -> str:
+    "'$mean \\pm std$' for a table cell, or the mean alone when there is no std"
+    if math.isnan(std):
+        return latex_number(mean)
+    return latex_number(mean).rstrip("$") + r" \pm " + latex_number(std).lstrip("$")
+
 def results_frame(evaluation: dict) -> pd.DataFrame:
-    "Metrics x strategies for the paper: the allocator as '$mean \\pm std$', the others as numbers in paper units"
-    summary, table = evaluation["allocator_summary"], evaluation["table"]
-    columns = {display_name("allocator"): [
-        latex_number(paper_value(metric, summary.loc[metric, "mean"])).rstrip("$")
-        + r" \pm " + latex_number(paper_value(metric, summary.loc[metric, "std"])).lstrip("$")
-        if not summary.loc[metric, ["mean", "std"]].isna().any()
-        else latex_number(paper_value(metric, summary.loc[metric, "mean"]))
-        for metric in METRICS]}
-    for strategy in table.index:
-        columns[display_name(strategy)] = [paper_value(metric, table.loc[strategy, metric]) for metric in METRICS]
-    return pd.DataFrame(columns, index=pd.Index([METRIC_LABELS[metric] for metric in METRICS], name="Metric"))
+    "Metrics x strategies for the paper: seeded policies as '$mean \\pm std$', the others as numbers in paper units"
+    columns = {}
+    for key, run in evaluation["runs"].items():
+        summary = evaluation["summary"][key]
+        seeded = len(evaluation["metrics"][key]) > 1
+        columns[run["label"]] = [
+            _mean_std_cell(paper_value(metric, summary.loc[metric, "mean"]), paper_value(metric, summary.loc[metric, "std"]))
+            if seeded else paper_value(metric, summary.loc[metric, "mean"]) for metric in FUND_METRICS]
+    return pd.DataFrame(columns, index=pd.Index([METRIC_LABELS[metric] for metric in FUND_METRICS], name="Metric"))
+
+def contributions_frame(evaluation: dict, specialists: dict | None = None) -> pd.DataFrame:
+    "Sleeves x [algorithm, average weight, return contribution, share of risk, sleeve Sharpe] in paper units, with costs"
+    contributions = evaluation["contributions"]
+    summary = (specialists or {}).get("summary", {})
+    rows = {}
+    for sleeve in contributions.index:
+        base = sleeve.removesuffix("_baseline")
+        if sleeve == "cash":
+            algorithm = "T-bill"
+        elif sleeve.endswith("_baseline"):
+            algorithm = "rule"
+        else:
+            algorithm = latex_escape(summary.get(base, {}).get("algo", "--"))
+        rows[display_name(sleeve)] = {"Algorithm": algorithm,
+                                      "Avg. weight (%)": 100 * contributions.loc[sleeve, "average_weight"],
+                                      "Return contrib. (pp)": 100 * contributions.loc[sleeve, "return_contribution"],
+                                      "Share of risk (%)": 100 * contributions.loc[sleeve, "risk_share"],
+                                      "Sleeve Sharpe": math.nan if sleeve == "cash" else evaluation["sleeve_sharpe"][sleeve]}
+    rows["Trading costs"] = {"Algorithm": "", "Avg. weight (%)": math.nan, "Return contrib. (pp)": -100 * evaluation["costs"],
+                             "Share of risk (%)": math.nan, "Sleeve Sharpe": math.nan}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "Sleeve"
+    return frame
 
 def comparison_word(value: float, reference: float) -> str:
     "'higher than', 'lower than' or 'equal to' (or 'not comparable to' when either is NaN), for generated prose"
@@ -227,44 +649,133 @@ def comparison_word(value: float, reference: float) -> str:
         return "higher than"
     return "lower than" if value < reference else "equal to"
 
-def results_numbers(evaluation: dict, segments: dict, *, rebalance_cost_bps: float, source: str) -> dict:
+def _number_text(value: float) -> str:
+    "A parameter as the paper prints it: no trailing zeros (0.001, 5, 0.25)"
+    return f"{float(value):g}"
+
+def results_numbers(evaluation: dict, segments: dict, settings: dict, *, source: str, n_seeds: int) -> dict:
     "Every number (and comparison word) the paper's text cites, keyed by letters-only macro name"
-    summary, table = evaluation["allocator_summary"], evaluation["table"]
     numbers: dict = {}
-    for metric in METRICS:
-        for statistic in ["mean", "std"]:
-            numbers[macro_name(metric, "allocator", statistic)] = paper_value(metric, summary.loc[metric, statistic])
-        for strategy in table.index:
-            numbers[macro_name(metric, strategy)] = paper_value(metric, table.loc[strategy, metric])
+    for key, summary in evaluation["summary"].items():
+        seeded = len(evaluation["metrics"][key]) > 1
+        for metric in FUND_METRICS:
+            if seeded:
+                numbers[macro_name(metric, key, "mean")] = paper_value(metric, summary.loc[metric, "mean"])
+                numbers[macro_name(metric, key, "std")] = paper_value(metric, summary.loc[metric, "std"])
+            else:
+                numbers[macro_name(metric, key)] = paper_value(metric, summary.loc[metric, "mean"])
+        numbers[macro_name(key, "label")] = latex_escape(evaluation["runs"][key]["label"])
+    if "ablation" not in evaluation["runs"]:  # cio.ablation: null; the macros exist so the paper still builds
+        for metric in FUND_METRICS:
+            numbers[macro_name(metric, "ablation", "mean")] = numbers[macro_name(metric, "ablation", "std")] = math.nan
+        numbers["AblationLabel"], numbers["SharpeComparisonAblation"], numbers["NumSeedsAboveAblation"] = "--", "--", "--"
     for segment, (start, end) in segments.items():
         numbers[macro_name("segment", segment, "start")] = str(start)
         numbers[macro_name("segment", segment, "end")] = str(end)
-    seed_sharpes = performance_table(evaluation["allocator"])["sharpe_ratio"]
-    benchmark = table.loc["equal_weight", "sharpe_ratio"]
-    mean_sharpe = summary.loc["sharpe_ratio", "mean"]
-    numbers["NumSeeds"] = evaluation["allocator"].shape[1]
+    cio_sharpe = evaluation["metrics"]["cio"]["sharpe_ratio"]  # (n_seeds,)
+    others = [key for key in evaluation["runs"] if key != "cio"]
+    for key in others:
+        reference = evaluation["summary"][key].loc["sharpe_ratio", "mean"]
+        numbers[macro_name("sharpe_comparison", key)] = comparison_word(cio_sharpe.mean(), reference)
+        numbers[macro_name("num_seeds_above", key)] = int((cio_sharpe > reference).sum())
+    strongest = max(others, key=lambda key: -math.inf if math.isnan(evaluation["summary"][key].loc["sharpe_ratio", "mean"])
+                    else evaluation["summary"][key].loc["sharpe_ratio", "mean"])
+    numbers["StrongestBaselineName"] = STRATEGY_PROSE[strongest]
+    numbers["StrongestBaselineSharpe"] = evaluation["summary"][strongest].loc["sharpe_ratio", "mean"]
+    numbers["SharpeComparisonStrongestBaseline"] = comparison_word(cio_sharpe.mean(), numbers["StrongestBaselineSharpe"])
+    validation = evaluation["runs"]["cio"]["validation"]
+    numbers["ValidationSharpeCioMean"] = float(np.mean([sharpe_ratio(validation[column]) for column in validation.columns]))
+    best = evaluation["best_single"]
+    numbers["BestSingleSleeve"] = display_name(best, sentence_start=False)
+    numbers["BestSingleValidationSharpe"] = evaluation["baselines"]["best_single"]["validation_sharpe"]
+    contributions = evaluation["contributions"]
+    top_return, top_risk = contributions["return_contribution"].idxmax(), contributions["risk_share"].idxmax()
+    numbers["TopReturnSleeve"] = display_name(top_return, sentence_start=False)
+    numbers["TopReturnContribution"] = 100 * contributions.loc[top_return, "return_contribution"]
+    numbers["TopRiskSleeve"] = display_name(top_risk, sentence_start=False)
+    numbers["TopRiskShare"] = 100 * contributions.loc[top_risk, "risk_share"]
+    numbers["CashAverageWeight"] = 100 * contributions.loc["cash", "average_weight"]
+    numbers["CioCostDrag"] = 100 * evaluation["costs"]
+    sleeves = [column for column in evaluation["sleeves"].columns if column != "cash"]
+    numbers["NumSpecialists"] = sum(not column.endswith("_baseline") for column in sleeves)
+    numbers["NumRiskySleeves"] = len(sleeves)
+    numbers["NumSleeves"] = len(sleeves) + 1
+    numbers["NumSeeds"] = int(n_seeds)
     numbers["NumTestDays"] = len(evaluation["dates"])
     numbers["EvaluatedStart"] = str(evaluation["dates"][0].date())
     numbers["EvaluatedEnd"] = str(evaluation["dates"][-1].date())
-    numbers["RebalanceCostBps"] = f"{rebalance_cost_bps:g}"
     numbers["PeriodsPerYear"] = int(evaluation["periods_per_year"])
-    numbers["NumSeedsAboveEqualWeight"] = int((seed_sharpes > benchmark).sum())
+    numbers["CostBps"] = _number_text(evaluation["cost_bps"])
+    numbers["BaselineWindow"] = int(evaluation["window"])
+    numbers["BaselineRefitEvery"] = int(evaluation["refit_every"])
     numbers["ResultsSource"] = source
-    for strategy in table.index:
-        sharpe = table.loc[strategy, "sharpe_ratio"]
-        numbers[macro_name("sharpe_comparison", strategy)] = comparison_word(mean_sharpe, sharpe)
-        if f"{strategy}_baseline" in table.index:
-            numbers[macro_name("sharpe_comparison", strategy, "vs_baseline")] = comparison_word(
-                sharpe, table.loc[f"{strategy}_baseline", "sharpe_ratio"])
+    env, reward = settings["env"], settings["reward"]
+    for name in ("alpha", "beta", "gamma", "delta", "concentration"):
+        numbers[macro_name("reward", name)] = _number_text(reward[name])
+    numbers["VolatilityWindow"] = int(settings["volatility_window"])
+    numbers["ObservationWindow"] = int(env["window"])
+    numbers["FeatureLookback"] = int(env["lookback"])
+    numbers["MaxWeightPercent"] = _number_text(100 * env["max_weight"])
+    derisk = env.get("derisk_drawdown")
+    numbers["DeriskDrawdownPercent"] = _number_text(100 * derisk) if derisk is not None else "--"
+    numbers["DeriskFullDrawdownPercent"] = _number_text(200 * derisk) if derisk is not None else "--"
+    numbers["DeriskFloorPercent"] = _number_text(100 * env["derisk_floor"])
+    numbers["ActionScale"] = _number_text(env["action_scale"])
+    transformer = settings["transformer"]
+    numbers["TransformerDModel"] = int(transformer["d_model"])
+    numbers["TransformerHeads"] = int(transformer["n_heads"])
+    numbers["TransformerLayers"] = int(transformer["n_layers"])
+    numbers["TransformerFeedforward"] = int(transformer["dim_feedforward"])
+    numbers["TransformerAttend"] = "day" if transformer["attend"] == "time" else "sleeve"
+    numbers["TrainingTimesteps"] = f"{int(settings['algo']['total_timesteps']):,}".replace(",", "{,}")
+    numbers["TrainingEnvs"] = int(settings["algo"]["n_envs"])
+    numbers["EpisodeLength"] = int(settings["episode_length"])
     return numbers
 
 def results_metrics(evaluation: dict) -> dict:
-    "Nested dict for metrics/results.json: allocator `<metric>_mean`/`_std`, other strategies `<metric>`, test facts"
-    summary, table = evaluation["allocator_summary"], evaluation["table"]
-    results = {"allocator": {f"{metric}_{statistic}": float(summary.loc[metric, statistic])
-                             for metric in METRICS for statistic in ["mean", "std"]}}
-    for strategy in table.index:
-        results[strategy] = {metric: float(table.loc[strategy, metric]) for metric in METRICS}
-    results["test"] = {"start": str(evaluation["dates"][0].date()), "end": str(evaluation["dates"][-1].date()),
-                       "days": len(evaluation["dates"]), "n_seeds": evaluation["allocator"].shape[1]}
+    "Flat dict for metrics/results.json: `<strategy>_<metric>` (seeded: `_mean`, `_std`), headline metrics, test facts"
+    results = {}
+    for key, summary in evaluation["summary"].items():
+        seeded = len(evaluation["metrics"][key]) > 1
+        for metric in HEADLINE_METRICS:
+            if seeded:
+                results[f"{key}_{metric}_mean"] = float(summary.loc[metric, "mean"])
+                results[f"{key}_{metric}_std"] = float(summary.loc[metric, "std"])
+            else:
+                results[f"{key}_{metric}"] = float(summary.loc[metric, "mean"])
+    results["test_days"] = len(evaluation["dates"])
+    results["n_seeds"] = len(evaluation["metrics"]["cio"])
     return results
+
+def results_report(evaluation: dict) -> dict:
+    "Everything for reports/results.json: per-run metrics, summaries, baseline fits, attribution, test facts"
+    return {"test": {"start": str(evaluation["dates"][0].date()), "end": str(evaluation["dates"][-1].date()),
+                     "days": len(evaluation["dates"])},
+            "strategies": {key: {"label": run["label"],
+                                 "runs": evaluation["metrics"][key].to_dict(orient="index"),
+                                 "mean": evaluation["summary"][key]["mean"].to_dict(),
+                                 "std": evaluation["summary"][key]["std"].to_dict()}
+                           for key, run in evaluation["runs"].items()},
+            "baselines": evaluation["baselines"], "best_single": evaluation["best_single"],
+            "contributions": evaluation["contributions"].to_dict(orient="index"), "cio_costs": evaluation["costs"],
+            "sleeve_sharpe": evaluation["sleeve_sharpe"],
+            "settings": {"cost_bps": evaluation["cost_bps"], "window": evaluation["window"],
+                         "refit_every": evaluation["refit_every"], "periods_per_year": evaluation["periods_per_year"]}}
+
+# %% ../nbs/05_results.ipynb #c058
+def equal_weight_returns(sleeve_returns: pd.DataFrame, *, rebalance_cost_bps: float = 0.0) -> pd.Series:
+    "Daily net returns of an equal-weight fund over the columns of `sleeve_returns` (n_obs x n_sleeves), rebalanced daily, no fill lag"
+    values = sleeve_returns.to_numpy(dtype=np.float64)  # (n_obs, n_sleeves)
+    if np.isnan(values).any():
+        missing = list(sleeve_returns.columns[np.isnan(values).any(axis=0)])
+        raise ValueError(f"sleeve returns contain NaN in {missing}")
+    n_sleeves = values.shape[1]
+    target = np.full(n_sleeves, 1.0 / n_sleeves)  # (n_sleeves,)
+    gross = values @ target  # (n_obs,)
+    drifted = target * (1.0 + values) / (1.0 + gross)[:, None]  # (n_obs, n_sleeves) weights at the close
+    turnover = np.abs(drifted - target).sum(axis=1)  # (n_obs,)
+    cost_rate = rebalance_cost_bps / 1e4
+    growth = (1.0 + gross) * (1.0 - cost_rate * turnover)  # (n_obs,)
+    if len(growth):
+        growth[0] *= 1.0 - cost_rate * 1.0
+    return pd.Series(growth - 1.0, index=sleeve_returns.index, name="equal_weight")

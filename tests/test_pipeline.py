@@ -112,7 +112,8 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
     for name in ["results_table.tex", "numbers.tex", "equity_curves.pdf", "data_table.tex", "data_numbers.tex",
                  "eda_prices.pdf", "eda_correlation.pdf", "eda_vol_regimes.pdf", "env_summary.tex",
-                 "envs/market_making.pdf", "envs/delta_hedging_checks.tex"]:
+                 "envs/market_making.pdf", "envs/delta_hedging_checks.tex", "cio_allocation.pdf",
+                 "contributions_table.tex", "contributions.pdf", "specialists_table.tex"]:
         assert (reproduced / "paper/generated" / name).exists(), name
     table = (reproduced / "paper/generated/results_table.tex").read_text()
     assert "\\toprule" in table and "\\bottomrule" in table
@@ -150,8 +151,8 @@ def test_exp_run_reruns_training_and_downstream_only(reproduced):
 
 
 def test_queued_experiments_run_two_at_a_time(reproduced):
-    for lr in ("0.0005", "0.002"):
-        run([DVC, "exp", "run", "--queue", "-S", f"algo.lr={lr}"], reproduced)
+    for beta in ("0.05", "0.2"):  # the CIO's volatility penalty: two queued experiments retrain only the CIO
+        run([DVC, "exp", "run", "--queue", "-S", f"cio.reward.beta={beta}"], reproduced)
     run([DVC, "queue", "start", "-j", "2"], reproduced)
     deadline = time.monotonic() + 1500
     while time.monotonic() < deadline:
@@ -164,4 +165,4 @@ def test_queued_experiments_run_two_at_a_time(reproduced):
     run([DVC, "queue", "stop"], reproduced, check=False)
     assert status.count("Success") >= 2, status
     shown = json.dumps(json.loads(run([DVC, "exp", "show", "--json"], reproduced).stdout))
-    assert "0.0005" in shown and "0.002" in shown
+    assert "0.05" in shown and "0.2" in shown
