@@ -850,7 +850,7 @@ def collect_specialists(root: str | Path, names: Iterable[str], seeds: list[int]
         latex_table(specialists_table(combined), write_to / "paper/generated/specialists_table.tex",
                     caption="Specialists: trained agent (mean $\\pm$ std over seeds) against its classical baseline, "
                             "Sharpe ratio and net return on the validation segment and out of sample (the CIO's "
-                            "training segment).", label="tab:specialists")
+                            "training segment).", label="tab:specialists", fit_width=True)
         save_parquet(returns, write_to / "outputs/specialist_returns.parquet")
     return combined, returns
 
