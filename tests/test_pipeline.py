@@ -31,7 +31,9 @@ def smoke_params(params: dict) -> dict:
                     "factor_tracking": {"check_steps": 500}, "vol_trading": {"check_years": 20, "accounting_steps": 500},
                     "futures_spreads": {"check_bars": 300}, "fx_arbitrage": {"check_paths": 6, "accounting_steps": 500},
                     "market_making": {"check_paths": 5000, "equivalence_seeds": 10, "equivalence_episodes": 100},
-                    "delta_hedging": {"check_paths": 5000}}
+                    # the smoke training segment (2012-14) is calm: at its calibrated volatility the Whalley-Wilmott
+                    # band's gain over daily delta is within noise, so the smoke check uses the full run's volatility
+                    "delta_hedging": {"check_paths": 5000, "gbm": {"sigma": 0.2, "mu": 0.05}}}
     for name, settings in smoke_checks.items():
         params["specialists"][name].update(settings)
     params["cio"]["algo"] = {"total_timesteps": 512}
@@ -65,7 +67,7 @@ def test_stage_before_its_inputs_names_the_missing_file(workspace):
     result = run([PYTHON, "-m", "hrl_fund.config", "stage", "nbs/03_master_env.ipynb", output,
                   "--sections", "segments,cio,specialists"], workspace, check=False)
     assert result.returncode != 0
-    assert "outputs/specialists/stat_arb/returns.parquet" in result.stdout and "stage" in result.stdout
+    assert "specialists/stat_arb" in result.stdout and "stage 02" in result.stdout, result.stdout[-2000:]
     assert not (workspace / output).exists() and not (workspace / "outputs/cio/streams.parquet").exists()
 
 

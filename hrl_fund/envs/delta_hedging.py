@@ -638,7 +638,8 @@ def mean_variance_comparison(model: str, params: dict, *, maturity: float = 0.25
 DELTA_HEDGING_DEFAULTS = {"asset_class": "equity", "tenor_days": 30, "moneyness": 1.0, "notional_fraction": 1.0,
                           "option_half_spread_vol_points": 0.5, "risk_aversion": 20.0, "reward_scale": 100.0,
                           "episode_length": 252, "check_paths": 5_000, "check_maturity": 0.25,
-                          "check_rebalances": [21, 63, 252], "check_cost_bps": 10.0, "check_seed": 0, "heston": None}
+                          "check_rebalances": [21, 63, 252], "check_cost_bps": 10.0, "check_seed": 0, "heston": None,
+                          "gbm": None}
 ENV_SETTINGS = ("tenor_days", "moneyness", "notional_fraction", "option_half_spread_vol_points", "risk_aversion",
                 "reward_scale")
 
@@ -670,7 +671,7 @@ def validate_delta_hedging(settings: dict, costs: dict, segments: dict,
                                "max |obs change| before a date when all data from it on change"))
     # known-answer checks on GBM and Heston calibrated to the training segment
     train = tuple(segments["specialist_train"])
-    gbm = DeltaHedgingEnv.synthetic("gbm", prices=prices, segment=train).model_params
+    gbm = DeltaHedgingEnv.synthetic("gbm", prices=prices, segment=train, **(settings["gbm"] or {})).model_params
     heston = DeltaHedgingEnv.synthetic("heston", prices=prices, segment=train, heston=settings["heston"]).model_params
     n_paths, seed, maturity = int(settings["check_paths"]), int(settings["check_seed"]), float(settings["check_maturity"])
     derman_kamal = derman_kamal_check(gbm["sigma"], gbm["mu"], maturity, tuple(settings["check_rebalances"]), n_paths, seed)

@@ -679,8 +679,13 @@ def next_bar_canary(jump_bar: int = 120, jump: float = 0.10) -> dict[str, float]
 
 # %% ../../nbs/01f_market_making.ipynb #c051
 def future_perturbation_gap(ticker: str = DEFAULT_TICKER, segment: tuple[str, str] = ("2011-01-03", "2012-12-31"),
-                            change_from: str = "2012-01-03", prices: pd.DataFrame | None = None) -> dict[str, float]:
-    "Largest change of observations/rewards before `change_from` when prices from it on are tripled and made noisy (0 = causal)"
+                            change_from: str | None = None, prices: pd.DataFrame | None = None) -> dict[str, float]:
+    "Largest change of observations/rewards before `change_from` (default: mid-segment) when prices from it on are tripled and made noisy (0 = causal)"
+    if change_from is None:
+        start, end = pd.Timestamp(segment[0]), pd.Timestamp(segment[1])
+        change_from = str((start + (end - start) / 2).date())
+    if not pd.Timestamp(segment[0]) < pd.Timestamp(change_from) <= pd.Timestamp(segment[1]):
+        raise ValueError(f"option 'change_from' = {change_from!r} must fall inside the segment {tuple(segment)!r}")
     prices = load_stock(ticker) if prices is None else prices[[ticker]]
     changed = prices.copy()
     mask = changed.index >= pd.Timestamp(change_from)
