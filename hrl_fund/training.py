@@ -374,6 +374,9 @@ class ValidationCallback(BaseCallback):
         started = time.perf_counter()
         self.num_timesteps = int(self.model.num_timesteps)
         sync_envs_normalization(self.model.get_env(), self.val_env)
+        # every evaluation replays the same validation market: envs that draw at reset (intraday paths, FX quotes)
+        # would otherwise be seeded from the OS on their first reset, and selection would not be reproducible
+        self.val_env.seed(int(self.meta["seed"]))
         rewards, _ = evaluate_policy(self.model, self.val_env, n_eval_episodes=self.n_eval_episodes, deterministic=True,
                                      return_episode_rewards=True)
         reward = float(np.mean(rewards))

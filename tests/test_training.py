@@ -193,6 +193,21 @@ def test_same_seed_same_agent_other_seed_other_agent(tmp_path):
     assert not all(torch.equal(first[2][key], other[2][key]) for key in first[2])
 
 
+@pytest.mark.parametrize("name", ["fx_arbitrage", "market_making"])
+def test_validation_of_envs_that_draw_at_reset_is_reproducible(tmp_path, name):
+    "FX quotes and intraday paths are drawn at reset: every evaluation must replay the same seeded validation market"
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    block = params["specialists"][name]
+    hyper = merge_hyper({**SHARED, "total_timesteps": 600, "eval_freq": 300}, {"algo": {"learning_starts": 100,
+                        "batch_size": 32, "buffer_size": 1000}}, "DDPG")
+    env_kwargs, _ = specialist_settings(name, block, params["costs"])
+    env_kwargs["episode_length"] = 64
+    segments = params["segments"]
+    curves = [train_specialist(name, env_kwargs, hyper, 3, segments, tmp_path / f"run_{run}", progress_bar=False)["learning_curve"]
+              for run in range(2)]
+    assert curves[0] == curves[1] and len(curves[0]) == 2
+
+
 def test_a_model_refuses_another_env_version(tmp_path):
     train_specialist("stat_arb", ENV_KWARGS, merge_hyper(SHARED), 0, SEGMENTS, tmp_path, progress_bar=False)
     assert model_meta(tmp_path)["env_fingerprint"] == env_fingerprint(segment_env(SEGMENTS["cio_train"]))
