@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import BIN, copy_repo, run
+from conftest import BIN, copy_repo, run, tool_env
 
 DVC = str(BIN / "dvc")
 PYTHON = str(BIN / "python")
@@ -156,7 +157,10 @@ def test_exp_run_reruns_training_and_downstream_only(reproduced):
 def test_queued_experiments_run_two_at_a_time(reproduced):
     for beta in ("0.05", "0.2"):  # the CIO's volatility penalty: two queued experiments retrain only the CIO
         run([DVC, "exp", "run", "--queue", "-S", f"cio.reward.beta={beta}"], reproduced)
-    run([DVC, "queue", "start", "-j", "2"], reproduced)
+    # the workers it spawns inherit its stdout: with a pipe, waiting for EOF would wait for the workers to exit
+    started = subprocess.run([DVC, "queue", "start", "-j", "2"], cwd=reproduced, env=tool_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert started.returncode == 0
     deadline = time.monotonic() + 1500
     while time.monotonic() < deadline:
         status = run([DVC, "queue", "status"], reproduced).stdout
