@@ -31,7 +31,8 @@ def smoke_params(params: dict) -> dict:
     smoke_checks = {"stat_arb": {"check_paths": 40, "check_bars": 300, "formation": params["segments"]["specialist_train"]},
                     "factor_tracking": {"check_steps": 500}, "vol_trading": {"check_years": 20, "accounting_steps": 500},
                     "futures_spreads": {"check_bars": 300}, "fx_arbitrage": {"check_paths": 6, "accounting_steps": 500},
-                    "market_making": {"check_paths": 5000, "equivalence_seeds": 10, "equivalence_episodes": 100},
+                    "market_making": {"check_paths": 5000, "equivalence_seeds": 10, "equivalence_episodes": 100,
+                                      "replications": 40},
                     # the smoke training segment (2012-14) is calm: at its calibrated volatility the Whalley-Wilmott
                     # band's gain over daily delta is within noise, so the smoke check uses the full run's volatility
                     "delta_hedging": {"check_paths": 5000, "gbm": {"sigma": 0.2, "mu": 0.05}}}

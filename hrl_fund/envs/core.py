@@ -12,13 +12,15 @@ from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ..metrics import max_drawdown as returns_max_drawdown
 from ..metrics import sharpe_ratio
 
 # %% auto #0
-__all__ = ['CostModel', 'Ledger', 'rollout', 'max_drawdown', 'episode_metrics', 'check_record', 't_statistic', 'random_policy',
-           'seeded_trajectory', 'accounting_rollout', 'contract_checks']
+__all__ = ['CostModel', 'Ledger', 'segment_frame', 'check_prices', 'first_stepped_bar', 'episode_bounds', 'ZScoreRule', 'rollout',
+           'max_drawdown', 'episode_metrics', 'check_record', 't_statistic', 'random_policy', 'seeded_trajectory',
+           'accounting_rollout', 'contract_checks']
 
 # %% ../../nbs/01a_env_core.ipynb #c005
 @dataclass(frozen=True)
@@ -116,6 +118,70 @@ class Ledger:
         assert self.total_cost >= 0, f"negative total cost {self.total_cost}"
 
 # %% ../../nbs/01a_env_core.ipynb #c019
+def segment_frame(frame: pd.DataFrame, segment: tuple | None) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    "`frame` without the bars after `segment`'s end (never read), and the segment's start (None without a segment)"
+    if segment is None:
+        return frame, None
+    start, end = pd.Timestamp(segment[0]), pd.Timestamp(segment[1])
+    if start > end:
+        raise ValueError(f"option 'segment' starts after it ends: {segment!r}")
+    return frame.loc[:end], start
+
+def check_prices(values: np.ndarray, names: list, dates, problem: str = "non-positive or non-finite") -> None:
+    "ValueError naming the instrument and date of the first price in `values` (n_bars, n_names) that is not finite and > 0"
+    values = np.asarray(values, dtype=np.float64).reshape(len(dates), -1)
+    bad = ~(values > 0) | ~np.isfinite(values)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        day = np.datetime_as_string(np.asarray(dates, dtype="datetime64[D]")[row])
+        raise ValueError(f"option 'prices': {problem} price {float(values[row, column])!r} for {list(names)[column]} on {day}")
+
+def first_stepped_bar(dates: np.ndarray, segment: tuple | None, warmup: int, requirement: str) -> int:
+    "Index in `dates` of the first bar an episode decides on; `requirement` (e.g. \"option 'window' = 60\") names the warm-up"
+    if segment is None:
+        first = warmup
+    else:
+        first = int(np.searchsorted(dates, np.datetime64(pd.Timestamp(segment[0]), "ns"), side="left"))
+        if first < warmup:
+            raise ValueError(f"{requirement} needs {warmup} bars of history before the segment start {segment[0]}, "
+                             f"only {first} available; start the segment later or shorten it")
+    if len(dates) - first < 2:
+        raise ValueError(f"{requirement} and option 'segment' = {segment!r} leave fewer than 2 bars to step in the "
+                         f"{len(dates)} bars of data")
+    return first
+
+def episode_bounds(rng: np.random.Generator, first: int, last: int, episode_length: int | None) -> tuple[int, int]:
+    "First bar and number of steps of an episode over stepped bars first..last: all of them, or a random window"
+    n_steps = last - first
+    if episode_length is None:
+        return first, n_steps
+    return first + int(rng.integers(0, n_steps - episode_length + 1)), episode_length
+
+# %% ../../nbs/01a_env_core.ipynb #c022
+class ZScoreRule:
+    "Threshold pairs rule on obs[z_index] (z-score) and obs[position_index] (current spread position)"
+    def __init__(self, z_index: int, position_index: int, z_in: float = 2.0, z_out: float = 0.5, z_stop: float = 4.0):
+        if not 0 <= z_out < z_in < z_stop:
+            raise ValueError(f"z-score rule needs 0 <= z_out < z_in < z_stop, got z_out={z_out!r}, z_in={z_in!r}, z_stop={z_stop!r}")
+        self.z_index, self.position_index = z_index, position_index
+        self.z_in, self.z_out, self.z_stop = z_in, z_out, z_stop
+        self._actions = {value: np.array([value], dtype=np.float32) for value in (-1.0, 0.0, 1.0)}
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        z, position = float(obs[self.z_index]), float(obs[self.position_index])
+        if position > 0:  # long spread, entered on a low z
+            target = 0.0 if (z >= -self.z_out or z <= -self.z_stop) else 1.0
+        elif position < 0:
+            target = 0.0 if (z <= self.z_out or z >= self.z_stop) else -1.0
+        elif self.z_in < z < self.z_stop:
+            target = -1.0
+        elif -self.z_stop < z < -self.z_in:
+            target = 1.0
+        else:
+            target = 0.0
+        return self._actions[target].copy()
+
+# %% ../../nbs/01a_env_core.ipynb #c024
 def rollout(env, policy: Callable[[np.ndarray], np.ndarray], seed: int | None = None,
             options: dict | None = None) -> dict[str, np.ndarray]:
     "Play one episode of `env` with `policy`; returns per-step arrays of reward, pnl, cost, equity, turnover, date"
@@ -133,7 +199,7 @@ def rollout(env, policy: Callable[[np.ndarray], np.ndarray], seed: int | None = 
     result["terminated"] = np.bool_(terminated)
     return result
 
-# %% ../../nbs/01a_env_core.ipynb #c020
+# %% ../../nbs/01a_env_core.ipynb #c025
 def max_drawdown(nav: np.ndarray) -> float:  # (n_obs,) net asset value path
     "Largest peak-to-trough fall of `nav`, as a positive fraction (0 for fewer than two values)"
     if len(nav) < 2:
@@ -153,7 +219,7 @@ def episode_metrics(trace: dict[str, np.ndarray], periods_per_year: int = 252) -
             "cost_fraction_of_equity": float(np.sum(trace["cost"]) / equity[0]),
             "n_steps": int(len(returns))}
 
-# %% ../../nbs/01a_env_core.ipynb #c024
+# %% ../../nbs/01a_env_core.ipynb #c029
 def check_record(name: str, measured: float, reference: float, tolerance: float, passed: bool, rule: str) -> dict:
     "One validation check as stage 01 reports it"
     return {"name": name, "measured": float(measured), "reference": float(reference), "tolerance": float(tolerance),

@@ -16,7 +16,8 @@ import pandas as pd
 from gymnasium import spaces
 from scipy import special
 
-from .core import CostModel, check_record, contract_checks, episode_metrics, random_policy, rollout
+from .core import (CostModel, check_record, contract_checks, episode_bounds, episode_metrics,
+                                random_policy, rollout)
 from ..markets import (bs_greeks, bs_price, calibrate_gbm, calibrate_heston, checked, gbm_paths,
                               heston_paths, skewed_vol)
 
@@ -412,12 +413,8 @@ class DeltaHedgingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if self.mode == "daily":
-            n_steps = self._last - self._first
-            if self.episode_length is None:
-                start, end = self._first, self._last
-            else:
-                start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-                end = start + self.episode_length
+            start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
+            end = start + length
             if self._cached_episode is None or self._cached_episode[0] != (start, end):
                 self._cached_episode = ((start, end), self._daily_episode(start, end))
             self._load(self._cached_episode[1])

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .core import (CostModel, Ledger, check_record, contract_checks, episode_metrics, random_policy,
-                                rollout)
+from .core import (CostModel, Ledger, check_prices, check_record, contract_checks, episode_bounds,
+                                episode_metrics, random_policy, rollout, segment_frame)
 
 # %% auto #0
 __all__ = ['DEFAULT_STOCKS', 'DEFAULT_BENCHMARK', 'FACTOR_ETFS', 'ENV_ID', 'STYLE_CANDIDATES', 'STOCK_CANDIDATES',
@@ -237,11 +237,7 @@ class FactorTrackingEnv(gym.Env):
                                      f"{list(prices.columns)[:40]}")
         frame = prices[list(columns)].sort_index()
         frame.index = pd.DatetimeIndex(frame.index)
-        if segment is not None:
-            start, end = pd.Timestamp(segment[0]), pd.Timestamp(segment[1])
-            if start > end:
-                raise ValueError(f"option 'segment' starts after it ends: {segment!r}")
-            frame = frame.loc[:end]                      # later data is never read
+        frame, start = segment_frame(frame, segment)     # later data is never read
         starts = {ticker: frame[ticker].first_valid_index() for ticker in columns}
         if any(first_date is None for first_date in starts.values()):
             empty = [ticker for ticker, first_date in starts.items() if first_date is None]
@@ -251,12 +247,8 @@ class FactorTrackingEnv(gym.Env):
         latest = max(starts, key=lambda ticker: starts[ticker])
         frame = frame.loc[starts[latest]:]               # every instrument exists from here on
         values = frame.to_numpy(dtype=np.float64)        # (n_bars, n_columns)
-        bad = ~np.isfinite(values) | ~(values > 0)
-        if bad.any():
-            row, column = np.argwhere(bad)[0]
-            raise ValueError(f"option 'prices': missing, non-positive or non-finite price {float(values[row, column])!r} for "
-                             f"{columns[column]} on {frame.index[row].date()}")
         dates = frame.index.to_numpy(dtype="datetime64[ns]")
+        check_prices(values, columns, dates, problem="missing, non-positive or non-finite")
         first_signal = max(lookback, vol_window)
         warmup = first_signal + 1 + feature_window       # first bar with every feature defined
         history = (f"options 'lookback' = {lookback}, 'vol_window' = {vol_window}, 'feature_window' = {feature_window} "
@@ -344,12 +336,7 @@ class FactorTrackingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._t, self._end = start, start + length
         self._held, self._entering = -1, True
         self._active = np.zeros(length)                   # (episode_length,) active returns of this episode

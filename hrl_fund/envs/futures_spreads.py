@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .core import CostModel, check_record, contract_checks, episode_metrics, random_policy, rollout
-from .stat_arb import ZScoreRule
+from .core import (CostModel, ZScoreRule, check_record, contract_checks, episode_bounds, episode_metrics,
+                                random_policy, rollout)
 from ..markets import (SCHWARTZ_SMITH_2000, SchwartzSmith, contract_expiries, fit_schwartz_smith, futures_curve,
                               futures_price, roll_schedule, rolled_pnl, schwartz_smith_filter, schwartz_smith_paths)
 
@@ -399,12 +399,7 @@ class FuturesSpreadsEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._t, self._start, self._end = start, start, start + length
         self._reset_book()
         return self._observation(), self._info(0.0, 0.0, 0.0, 0.0, 0.0)

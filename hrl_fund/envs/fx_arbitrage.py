@@ -17,7 +17,7 @@ import pandas as pd
 from gymnasium import spaces
 
 from . import core
-from .core import CostModel
+from .core import CostModel, check_prices, episode_bounds, first_stepped_bar, segment_frame
 from ..markets import FX_PAIRS, fx_quotes, triangle_edges
 
 # %% auto #0
@@ -144,28 +144,11 @@ class FxArbitrageEnv(gym.Env):
                                  f"{list(prices.columns)[:40]}")
         frame = prices[list(tickers)].dropna().sort_index()
         frame.columns = ["EURUSD", "EURGBP"]
-        if segment is not None:
-            start, end = pd.Timestamp(segment[0]), pd.Timestamp(segment[1])
-            if start > end:
-                raise ValueError(f"option 'segment' starts after it ends: {segment!r}")
-            frame = frame.loc[:end]                 # data after the segment is never read
+        frame, _ = segment_frame(frame, segment)   # data after the segment is never read
         values = frame.to_numpy(dtype=np.float64)  # (n_bars, 2) EURUSD, EURGBP fixings
-        bad = ~np.isfinite(values) | ~(values > 0)
-        if bad.any():
-            row, column = np.argwhere(bad)[0]
-            raise ValueError(f"option 'prices': non-positive or non-finite price {float(values[row, column])!r} "
-                             f"for {tickers[column]} on {frame.index[row].date()}")
         dates = frame.index.to_numpy(dtype="datetime64[ns]")
-        if segment is None:
-            first = window
-        else:
-            first = int(np.searchsorted(dates, np.datetime64(start, "ns"), side="left"))
-            if first < window:
-                raise ValueError(f"option 'window' = {window} is longer than the {first} bars of history before the "
-                                 f"segment start {segment[0]}; shorten the window or start the segment later")
-        if len(values) - first < 2:
-            raise ValueError(f"option 'window' = {window} (or 'segment' = {segment!r}) leaves fewer than 2 bars to "
-                             f"step in the {len(values)} bars of {tickers} data")
+        check_prices(values, tickers, dates)
+        first = first_stepped_bar(dates, segment, window, f"option 'window' = {window}")
 
         rates_pct = self._rates(rates, frame.index, gaps)          # (n_bars, 3) USD, EUR, GBP in % per year
         self.tickers, self.window, self.day_count_basis = tickers, window, basis
@@ -289,12 +272,7 @@ class FxArbitrageEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._start, self._t, self._end = start, start, start + length
         self._draw_quotes(start, start + length)
         self._usd, self._eur, self._gbp = self.initial_equity, 0.0, 0.0

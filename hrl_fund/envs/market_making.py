@@ -17,17 +17,18 @@ import pandas as pd
 from gymnasium import spaces
 from scipy import special
 
-from .core import CostModel
+from .core import CostModel, check_prices, episode_bounds, first_stepped_bar, segment_frame
 from ..markets import as_quotes
 
 # %% auto #0
 __all__ = ['AS_PAPER_MARKET', 'AS_2008_TABLES', 'AS_2006_TABLES', 'FILL_MODELS', 'TABLE_STATISTICS', 'DEFAULT_TICKER', 'MODES',
            'SESSION_START', 'SESSION_SECONDS', 'BAD_INPUTS', 'MARKET_MAKING_DEFAULTS', 'DAILY_KEYS',
            'check_session_market', 'fill_probability', 'simulate_sessions', 'as_offsets', 'as_mean_spread',
-           'paper_strategy', 'as_table', 'table_standard_error', 'as_table_checks', 'load_stock', 'trailing_volatility',
-           'brownian_bridges', 'MarketMakingEnv', 'ASQuoteRule', 'as_baseline', 'symmetric_baseline', 'env_quote_rule',
-           'session_profit', 'session_equivalence', 'next_bar_canary', 'future_perturbation_gap',
-           'bad_input_rejections', 'validate_market_making', 'plot_market_making']
+           'paper_strategy', 'as_table', 'table_standard_error', 'as_table_checks', 'replication_odds',
+           'replication_checks', 'load_stock', 'trailing_volatility', 'brownian_bridges', 'MarketMakingEnv',
+           'ASQuoteRule', 'as_baseline', 'symmetric_baseline', 'env_quote_rule', 'session_profit',
+           'session_equivalence', 'next_bar_canary', 'future_perturbation_gap', 'bad_input_rejections',
+           'validate_market_making', 'plot_market_making']
 
 # %% ../../nbs/01f_market_making.ipynb #c006
 AS_PAPER_MARKET = {"s0": 100.0, "maturity": 1.0, "sigma": 2.0, "dt": 0.005, "intensity_a": 140.0, "k": 1.5}
@@ -204,7 +205,48 @@ def as_table_checks(table: pd.DataFrame, published: dict | None = None, gammas=(
                     f"{n_published}-path estimate vs our {int(row['n_paths'])}); gap {gap / reference:+.1%}"))
     return records
 
-# %% ../../nbs/01f_market_making.ipynb #c027
+# %% ../../nbs/01f_market_making.ipynb #c025
+def replication_odds(published: dict | None = None, gammas=(0.1, 0.01), n_published: int = 1_000,
+                     n_replications: int = 500, seed: int = 2008, market: dict | None = None,
+                     relative: float = 0.05) -> tuple[pd.DataFrame, float]:
+    "Reruns of the paper's `n_published`-path experiment: per published statistic, the reruns' spread, P(within `relative`) and z"
+    published = AS_2008_TABLES if published is None else published
+    market = {**AS_PAPER_MARKET, **(market or {})}
+    n_replications = _integer("n_replications", n_replications, 2)
+    rows, p_all = [], 1.0
+    for gamma in gammas:
+        for strategy in ("inventory", "symmetric"):
+            rule = paper_strategy(strategy, gamma, market["sigma"], market["k"], market["maturity"], market["dt"])
+            outcome = simulate_sessions(rule, n_replications * n_published,
+                                        np.random.default_rng([seed, round(gamma * 1000), 1 + (strategy == "symmetric")]),
+                                        **market)
+            profit = outcome["profit"].reshape(n_replications, n_published)        # (reruns, paths)
+            inventory = outcome["inventory"].reshape(n_replications, n_published)
+            reruns = {"profit_mean": profit.mean(axis=1), "profit_std": profit.std(axis=1, ddof=1),
+                      "q_std": inventory.std(axis=1, ddof=1)}                      # statistic -> (reruns,)
+            inside = np.ones(n_replications, dtype=bool)
+            for statistic, values in reruns.items():
+                reference = published[gamma][strategy][statistic]
+                within = np.abs(values / reference - 1) <= relative
+                inside &= within
+                rows.append({"gamma": gamma, "strategy": strategy, "statistic": statistic, "published": reference,
+                             "rerun_mean": float(values.mean()), "rerun_std": float(values.std(ddof=1)),
+                             "p_within": float(within.mean()),
+                             "z": float((reference - values.mean()) / values.std(ddof=1))})
+            p_all *= float(inside.mean())      # the (gamma, strategy) experiments are independent draws
+    return pd.DataFrame(rows).set_index(["gamma", "strategy", "statistic"]), p_all
+
+def replication_checks(odds: pd.DataFrame, n_replications: int, n_published: int = 1_000,
+                       max_z: float = 3.0) -> list[dict]:
+    "One check per published statistic: the published value is a plausible draw of the paper's experiment (|z| <= max_z)"
+    from hrl_fund.envs.core import check_record
+    return [check_record(f"as2008_gamma_{gamma:g}_{strategy}_{statistic}_published_plausible", row["z"], 0.0, max_z,
+                         abs(row["z"]) <= max_z,
+                         f"z of the published value among {n_replications} reruns of the {n_published}-path experiment; "
+                         f"{row['p_within']:.0%} of reruns within 5% of it")
+            for (gamma, strategy, statistic), row in odds.iterrows()]
+
+# %% ../../nbs/01f_market_making.ipynb #c030
 DEFAULT_TICKER = "KO"
 
 def load_stock(ticker: str = DEFAULT_TICKER) -> pd.DataFrame:
@@ -227,7 +269,7 @@ def brownian_bridges(start: np.ndarray, end: np.ndarray, scale: np.ndarray, n_po
     bridge = walk - times * walk[:, -1:]                                            # pinned to 0 at t = 0 and t = 1
     return start[:, None] + times * (end - start)[:, None] + scale[:, None] * bridge
 
-# %% ../../nbs/01f_market_making.ipynb #c031
+# %% ../../nbs/01f_market_making.ipynb #c034
 MODES = ("daily", "session")
 SESSION_START = np.datetime64("2000-01-03T09:30:00", "s")
 SESSION_SECONDS = 390 * 60  # one AS session is dated as one 6.5-hour trading day
@@ -321,29 +363,12 @@ class MarketMakingEnv(gym.Env):
             self.data_source = "user"
             if ticker not in prices.columns:
                 raise ValueError(f"option 'ticker' = {ticker!r} is not a column of prices {list(prices.columns)[:20]}")
-        frame = prices[[ticker]].dropna().sort_index()
-        if segment is not None:
-            start, end = pd.Timestamp(segment[0]), pd.Timestamp(segment[1])
-            if start > end:
-                raise ValueError(f"option 'segment' starts after it ends: {segment!r}")
-            frame = frame.loc[:end]                                  # later data is never read
+        frame, _ = segment_frame(prices[[ticker]].dropna().sort_index(), segment)   # later data is never read
         close = frame[ticker].to_numpy(dtype=np.float64)             # (n_bars,) adjusted closes
-        bad = ~(close > 0) | ~np.isfinite(close)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise ValueError(f"option 'prices': non-positive or non-finite price {close[row]!r} for {ticker} on "
-                             f"{frame.index[row].date()}")
         dates = frame.index.to_numpy(dtype="datetime64[ns]")
-        warmup = max(self.vol_window, self.short_vol_window, self.n_returns)
-        if segment is None:
-            first = warmup
-        else:
-            first = int(np.searchsorted(dates, np.datetime64(start, "ns"), side="left"))
-            if first < warmup:
-                raise ValueError(f"option 'vol_window' = {self.vol_window} needs {warmup} bars of {ticker} before the "
-                                 f"segment start {segment[0]}, only {first} available; start later or shorten it")
-        if len(close) - first < 2:
-            raise ValueError(f"option 'segment' = {segment!r} leaves fewer than 2 bars of {ticker} to step through")
+        check_prices(close, [ticker], dates)
+        first = first_stepped_bar(dates, segment, max(self.vol_window, self.short_vol_window, self.n_returns),
+                                  f"option 'vol_window' = {self.vol_window} on {ticker}")
         n_steps = len(close) - 1 - first
         if episode_length is not None:
             episode_length = _integer("episode_length", episode_length, 1)
@@ -416,12 +441,7 @@ class MarketMakingEnv(gym.Env):
         self._t, self._start, self._end = 0, 0, self.n_steps
 
     def _reset_daily(self):
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._t, self._start, self._end = start, start, start + length
         days = np.arange(start, start + length)                                 # bar t of each step t -> t+1
         scale = self._volatility[days] * self._close[days]                     # (length,) sigma_d in price
@@ -553,7 +573,7 @@ class MarketMakingEnv(gym.Env):
         assert abs(net - self.total_pnl) <= rtol * scale * 10, f"gross - costs {net} != net pnl {self.total_pnl}"
         assert self.total_cost >= 0, f"negative total cost {self.total_cost}"
 
-# %% ../../nbs/01f_market_making.ipynb #c033
+# %% ../../nbs/01f_market_making.ipynb #c036
 class ASQuoteRule:
     "AS closed-form quotes (or their average spread centred on the mid) as an obs -> action rule for a MarketMakingEnv"
     def __init__(self, env: gym.Env, gamma: float | None = None, horizon: float | None = None,
@@ -606,7 +626,7 @@ def symmetric_baseline(env: gym.Env, gamma: float | None = None, horizon: float 
     "The paper's symmetric strategy: the AS strategy's average spread centred on the mid (inventory ignored)"
     return ASQuoteRule(env, gamma=gamma, horizon=horizon, symmetric=True, spread=spread)
 
-# %% ../../nbs/01f_market_making.ipynb #c037
+# %% ../../nbs/01f_market_making.ipynb #c040
 def env_quote_rule(env: gym.Env, rule: ASQuoteRule) -> Callable:
     "`rule` as a `simulate_sessions` quote rule, seeing inventory and time through the env's float32 observation and action"
     env = env.unwrapped
@@ -648,7 +668,7 @@ def session_equivalence(n_seeds: int = 50, n_episodes: int = 300, n_paths: int =
             "paper_rule_mean": float(paper.mean()), "paper_rule_std": float(paper.std(ddof=1)),
             "clipping_ks_pvalue": float(stats.ks_2samp(paths, paper).pvalue), "n_episodes": n_episodes}
 
-# %% ../../nbs/01f_market_making.ipynb #c048
+# %% ../../nbs/01f_market_making.ipynb #c051
 def next_bar_canary(jump_bar: int = 120, jump: float = 0.10) -> dict[str, float]:
     "Gap between quoting after a jump and quoting on a price always at its new level (0), and day-k pnl of carried inventory vs q × jump"
     n_bars = jump_bar + 40
@@ -677,7 +697,7 @@ def next_bar_canary(jump_bar: int = 120, jump: float = 0.10) -> dict[str, float]
     return {"quote_after_jump_gap": gap, "carried_shares": carried,
             "carried_gap": abs(day_k - carried * 100.0 * jump) / max(abs(carried * 100.0 * jump), 1.0)}
 
-# %% ../../nbs/01f_market_making.ipynb #c051
+# %% ../../nbs/01f_market_making.ipynb #c054
 def future_perturbation_gap(ticker: str = DEFAULT_TICKER, segment: tuple[str, str] = ("2011-01-03", "2012-12-31"),
                             change_from: str | None = None, prices: pd.DataFrame | None = None) -> dict[str, float]:
     "Largest change of observations/rewards before `change_from` (default: mid-segment) when prices from it on are tripled and made noisy (0 = causal)"
@@ -709,7 +729,7 @@ def future_perturbation_gap(ticker: str = DEFAULT_TICKER, segment: tuple[str, st
         gaps[name] = float(np.max(np.abs(rows[0] - rows[1])))
     return gaps
 
-# %% ../../nbs/01f_market_making.ipynb #c056
+# %% ../../nbs/01f_market_making.ipynb #c059
 BAD_INPUTS = [({"mode": "session", "sigma": -2.0}, "'sigma'"), ({"mode": "session", "intensity_a": -1.0}, "'intensity_a'"),
               ({"mode": "session", "maturity": 0.0}, "'maturity'"), ({"mode": "session", "maturity": -1.0}, "'maturity'"),
               ({"mode": "session", "dt": 0.0}, "'dt'"), ({"mode": "session", "k": -1.5}, "'k'"),
@@ -732,11 +752,12 @@ def bad_input_rejections(cases: list = BAD_INPUTS) -> tuple[int, list[str]]:
                 missed.append(f"{kwargs}: {error}")
     return len(cases) - len(missed), missed
 
-# %% ../../nbs/01f_market_making.ipynb #c065
+# %% ../../nbs/01f_market_making.ipynb #c068
 MARKET_MAKING_DEFAULTS = {"asset_class": "equity", "ticker": DEFAULT_TICKER, "episode_length": 252,
                           "lot_fraction": 0.05, "max_inventory": 20.0, "daily_intensity": 10.0, "daily_k": 20.0,
                           "daily_gamma": 0.005, "sub_steps": 32, "vol_window": 60, "check_paths": 20_000,
-                          "check_seed": 2008, "equivalence_seeds": 50, "equivalence_episodes": 300, "as_market": {}}
+                          "check_seed": 2008, "equivalence_seeds": 50, "equivalence_episodes": 300, "replications": 500,
+                          "as_market": {}}
 DAILY_KEYS = ("ticker", "lot_fraction", "max_inventory", "daily_intensity", "daily_k", "daily_gamma", "sub_steps",
               "vol_window")
 
@@ -774,6 +795,9 @@ def validate_market_making(settings: dict, costs: dict, segments: dict,
                                equivalence["ks_pvalue"] >= 0.001, "KS test env episodes vs simulator paths, p >= 0.001"))
     journal = as_table((0.1, 0.01, 1.0, 0.5), n_paths, int(settings["check_seed"]), market)
     checks.extend(as_table_checks(journal))
+    odds, p_all_within = replication_odds(n_replications=int(settings["replications"]),
+                                          seed=int(settings["check_seed"]), market=market)
+    checks.extend(replication_checks(odds, int(settings["replications"])))
     working = as_table((0.1, 0.01, 0.5), n_paths, int(settings["check_seed"]), market, convention="working_paper")
     no_cross = as_table((0.5,), n_paths, int(settings["check_seed"]), market, convention="working_paper", through_mid=False)
     # the baselines on the validation segment, daily mode
@@ -790,7 +814,11 @@ def validate_market_making(settings: dict, costs: dict, segments: dict,
         "as_table_working_paper_convention": _table_records(working, AS_2008_TABLES, AS_2006_TABLES),
         "as_table_working_paper_gamma_0.5_never_through_mid": _table_records(no_cross, AS_2008_TABLES, AS_2006_TABLES),
         "as_table_within_strict_5pct": int(sum(abs(record["measured"] / record["reference"] - 1) <= 0.05
-                                               for record in checks if record["name"].startswith("as2008_"))),
+                                               for record in checks if record["name"].startswith("as2008_")
+                                               and not record["name"].endswith("_published_plausible"))),
+        "as_table_replication": [{"gamma": gamma, "strategy": strategy, "statistic": statistic, **row.to_dict()}
+                                 for (gamma, strategy, statistic), row in odds.iterrows()],
+        "as_table_p_all_within_5pct": p_all_within, "as_table_replications": int(settings["replications"]),
         "bad_inputs_rejected": rejected}
     plot = {"traces": traces, "ticker": val_env.ticker, "table": journal, "profits": {
         strategy: simulate_sessions(paper_strategy(strategy, 0.1), n_paths, np.random.default_rng([int(settings["check_seed"]), 100]),

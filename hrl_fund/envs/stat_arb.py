@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .core import CostModel, Ledger
+from .core import (CostModel, Ledger, ZScoreRule, check_prices, episode_bounds, first_stepped_bar,
+                                segment_frame)
 
 # %% auto #0
 __all__ = ['DEFAULT_PAIR', 'STAT_ARB_DEFAULTS', 'synthetic_pair', 'load_pair', 'rank_pairs', 'select_pair', 'spread_features',
-           'StatArbEnv', 'ZScoreRule', 'zscore_baseline', 'next_bar_canary', 'validate_stat_arb', 'plot_stat_arb']
+           'StatArbEnv', 'zscore_baseline', 'next_bar_canary', 'validate_stat_arb', 'plot_stat_arb']
 
 # %% ../../nbs/01b_stat_arb.ipynb #c005
 DEFAULT_PAIR = ("KO", "PEP")
@@ -203,29 +204,11 @@ class StatArbEnv(gym.Env):
             missing = [ticker for ticker in pair if ticker not in prices.columns]
             if missing:
                 raise ValueError(f"option 'pair' = {pair!r}: ticker(s) {missing} not in prices columns {list(prices.columns)[:20]}")
-        frame = prices[list(pair)].dropna().sort_index()
-        if segment is not None:
-            start, end = (pd.Timestamp(segment[0]), pd.Timestamp(segment[1]))
-            if start > end:
-                raise ValueError(f"option 'segment' starts after it ends: {segment!r}")
-            frame = frame.loc[:end]                 # later data is never read
+        frame, _ = segment_frame(prices[list(pair)].dropna().sort_index(), segment)   # later data is never read
         values = frame.to_numpy(dtype=np.float64)  # (n_bars, 2)
-        bad = ~(values > 0) | ~np.isfinite(values)
-        if bad.any():
-            row, column = np.argwhere(bad)[0]
-            raise ValueError(f"option 'prices': non-positive or non-finite price {values[row, column]!r} "
-                             f"for {pair[column]} on {frame.index[row].date()}")
         dates = frame.index.to_numpy(dtype="datetime64[ns]")
-        if segment is None:
-            first = window
-        else:
-            first = int(np.searchsorted(dates, np.datetime64(start, "ns"), side="left"))
-            if first < window:
-                raise ValueError(f"option 'window' = {window} is longer than the {first} bars of history before the "
-                                 f"segment start {segment[0]}; shorten the window or start the segment later")
-        if len(values) - first < 2:
-            raise ValueError(f"option 'window' = {window} (or 'segment' = {segment!r}) leaves fewer than 2 bars to "
-                             f"step in {len(values)} bars of {pair} data")
+        check_prices(values, pair, dates)
+        first = first_stepped_bar(dates, segment, window, f"option 'window' = {window}")
         self.pair, self.window, self.lookbacks = pair, window, lookbacks
         self.initial_equity, self.leg_fraction, self.min_trade = float(initial_equity), leg_fraction, min_trade
         self.ruin_floor, self.reward_scale = ruin_floor, reward_scale
@@ -270,12 +253,7 @@ class StatArbEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._t, self._end = start, start + length
         self._held, self._time_in_trade, self._trade_pnl, self._entry_equity = 0.0, 0, 0.0, self.initial_equity
         self.ledger.reset(self._close[start])
@@ -311,29 +289,6 @@ class StatArbEnv(gym.Env):
         self.ledger.check_accounting()
 
 # %% ../../nbs/01b_stat_arb.ipynb #c025
-class ZScoreRule:
-    "Threshold pairs rule on obs[z_index] (z-score) and obs[position_index] (current spread position)"
-    def __init__(self, z_index: int, position_index: int, z_in: float = 2.0, z_out: float = 0.5, z_stop: float = 4.0):
-        if not 0 <= z_out < z_in < z_stop:
-            raise ValueError(f"z-score rule needs 0 <= z_out < z_in < z_stop, got z_out={z_out!r}, z_in={z_in!r}, z_stop={z_stop!r}")
-        self.z_index, self.position_index = z_index, position_index
-        self.z_in, self.z_out, self.z_stop = z_in, z_out, z_stop
-        self._actions = {value: np.array([value], dtype=np.float32) for value in (-1.0, 0.0, 1.0)}
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        z, position = float(obs[self.z_index]), float(obs[self.position_index])
-        if position > 0:  # long spread, entered on a low z
-            target = 0.0 if (z >= -self.z_out or z <= -self.z_stop) else 1.0
-        elif position < 0:
-            target = 0.0 if (z <= self.z_out or z >= self.z_stop) else -1.0
-        elif self.z_in < z < self.z_stop:
-            target = -1.0
-        elif -self.z_stop < z < -self.z_in:
-            target = 1.0
-        else:
-            target = 0.0
-        return self._actions[target].copy()
-
 def zscore_baseline(env: gym.Env, z_in: float = 2.0, z_out: float = 0.5, z_stop: float = 4.0,
                     z_feature: str = "z_60") -> ZScoreRule:
     "The z-score threshold rule wired to `env`'s observation layout (`z_feature` names the z-score it reads)"

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .core import (CostModel, check_record, contract_checks, episode_metrics, random_policy, rollout,
-                                t_statistic)
+from .core import (CostModel, check_record, contract_checks, episode_bounds, episode_metrics,
+                                random_policy, rollout, t_statistic)
 from ..markets import bs_greeks, bs_price, checked, skewed_vol
 
 # %% auto #0
@@ -339,12 +339,7 @@ class VolTradingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        n_steps = self._last - self._first
-        if self.episode_length is None:
-            start, length = self._first, n_steps
-        else:
-            start = self._first + int(self.np_random.integers(0, n_steps - self.episode_length + 1))
-            length = self.episode_length
+        start, length = episode_bounds(self.np_random, self._first, self._last, self.episode_length)
         self._t, self._end = start, start + length
         self._flat_book()
         return self._observation(), self._info(0.0, 0.0, 0.0, 0.0)
