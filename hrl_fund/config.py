@@ -159,6 +159,7 @@ PARAMS_SCHEMA = {
     "specialists": NamedBlocks(OPEN),
     "cio": OPEN,
     "backtest": OPEN,
+    "multi_asset": OPEN,
 }
 
 def _type_name(kind) -> str:

