@@ -26,8 +26,8 @@ __all__ = ['STOCKS', 'FACTOR_ETFS', 'BOND_ETFS', 'EQUITY_ETFS', 'WORLD_INDEX_CUR
            'SEED_ASSET_CLASS', 'MULTI_ASSET_NOTES', 'VALIDATION_DEFAULTS', 'CALENDAR_RULES', 'MULTI_ASSET_META_COLUMNS',
            'TickerSpec', 'raw_dir', 'snapshot_manifest', 'read_raw', 'ticker_metadata', 'load_factors', 'load_intraday',
            'DataSourceError', 'yfinance_closes', 'read_price_table', 'read_asset_classes', 'load_prices', 'validate',
-           'cross_check', 'crypto_closes', 'segment', 'trading_calendar', 'tbill_rate', 'fund_calendar', 'universe',
-           'build_datasets', 'data_table', 'main', 'multi_asset_panel']
+           'noisy_days', 'cross_check', 'crypto_closes', 'segment', 'trading_calendar', 'tbill_rate', 'fund_calendar',
+           'universe', 'build_datasets', 'data_table', 'main', 'multi_asset_panel']
 
 # %% ../nbs/00_data.ipynb #c006
 STOCKS = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK", "MSFT", "PEP", "PFE",
@@ -307,43 +307,56 @@ def _merged_runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
             spans.append((start, length))
     return spans
 
-def cross_check(prices: pd.DataFrame, ticker: str, anchor: str, window: int = 61, max_noise: float = 0.03,
-                max_autocorrelation: float = -0.3, envelope_days: int = 5,
-                bad_print_sigma: float = 8.0) -> tuple[pd.DataFrame, list[dict]]:
-    "Repair the spans where `ticker`'s log ratio to `anchor` is a noisy measurement; a finding per span and changed day"
+def _log_ratio(prices: pd.DataFrame, ticker: str, anchor: str) -> tuple[pd.DataFrame, pd.Series]:
+    "The days on which both `ticker` and `anchor` have a print, and the log of their ratio on those days"
     missing = [column for column in (ticker, anchor) if column not in prices]
     if missing:
         raise ValueError(f"cross_check needs column(s) {missing}; got {list(prices.columns)}")
-    frame = prices.copy()
-    both = frame[[ticker, anchor]].dropna()  # the days on which both have a print
-    ratio = np.log(both[ticker] / both[anchor])  # (n_days,)
+    both = prices[[ticker, anchor]].dropna()
+    return both, np.log(both[ticker] / both[anchor])
+
+def noisy_days(prices: pd.DataFrame, ticker: str, anchor: str, window: int = 61, max_noise: float = 0.03,
+               max_autocorrelation: float = -0.3) -> pd.DataFrame:
+    "Per common day: the ratio's measurement noise over the trailing `window` days and whether the day is flagged"
+    _, ratio = _log_ratio(prices, ticker, anchor)
     changes = ratio.diff()
-    autocovariance = (changes * changes.shift(1)).rolling(window, center=True, min_periods=window).mean()
-    variance = (changes**2).rolling(window, center=True, min_periods=window).mean()
-    noise = np.sqrt((-autocovariance).clip(lower=0.0)).to_numpy()  # (n_days,) measurement noise of the ratio
-    noisy = (noise > max_noise) & (autocovariance < max_autocorrelation * variance).to_numpy()
+    trailing = lambda series: series.rolling(window, min_periods=window).mean()  # the window ending at each day
+    autocovariance, variance = trailing(changes * changes.shift(1)), trailing(changes**2)
+    noise = np.sqrt((-autocovariance).clip(lower=0.0))  # measurement noise of the ratio
+    flagged = (noise > max_noise) & (autocovariance < max_autocorrelation * variance)
+    return pd.DataFrame({"noise": noise, "flagged": flagged.astype(bool)})
+
+def cross_check(prices: pd.DataFrame, ticker: str, anchor: str, window: int = 61, max_noise: float = 0.03,
+                max_autocorrelation: float = -0.3, envelope_days: int = 5,
+                bad_print_sigma: float = 8.0) -> tuple[pd.DataFrame, list[dict]]:
+    "Repair, causally, the days on which `ticker`'s log ratio to `anchor` is a noisy measurement; findings per span and day"
+    both, ratio = _log_ratio(prices, ticker, anchor)
+    frame = prices.copy()
+    days = noisy_days(prices, ticker, anchor, window, max_noise, max_autocorrelation)
+    noisy, noise = days["flagged"].to_numpy(), days["noise"].to_numpy()  # (n_days,)
+    scale = (1.4826 * ratio.diff().abs().expanding(window).median()).to_numpy()  # robust daily scale, up to each day
     values = ratio.to_numpy()
-    scale = 1.4826 * np.nanmedian(np.abs(changes - changes.median()))  # robust daily scale of the ratio
+    cleaned, spikes = values.copy(), set()
+    for position in np.flatnonzero(noisy):  # a flagged day has at least `window` days before it
+        if values[position] - cleaned[max(position - envelope_days + 1, 0):position].max() > bad_print_sigma * scale[position]:
+            cleaned[position] = cleaned[position - 1]  # an upward spike above the trailing envelope
+            spikes.add(position)
+    envelope = pd.Series(cleaned).rolling(envelope_days, min_periods=1).max().to_numpy()  # that day and the four before
+    repaired = np.where(noisy, envelope, values)
     findings: list[dict] = []
     for start, length in _merged_runs(noisy, window):
         stop = start + length
         span = [str(both.index[start].date()), str(both.index[stop - 1].date())]
         findings.append({"check": "noisy_span", "ticker": ticker, "anchor": anchor, "start": span[0], "end": span[1],
-                         "days": length, "noise": float(np.median(noise[start:stop])), "action": "reported"})
-        cleaned, spikes = values.copy(), set()
-        for position in range(max(start, 1), min(stop, len(values) - 1)):
-            neighbours = max(values[max(position - envelope_days + 1, 0):position].max(), values[position + 1])
-            if values[position] - neighbours > bad_print_sigma * scale:
-                cleaned[position] = cleaned[position - 1]
-                spikes.add(position)
-        envelope = pd.Series(cleaned).rolling(envelope_days, min_periods=1).max().to_numpy()
-        for position in np.flatnonzero(envelope[start:stop] != values[start:stop]) + start:
+                         "days": length, "flagged": int(noisy[start:stop].sum()),
+                         "noise": float(np.median(noise[start:stop][noisy[start:stop]])), "action": "reported"})
+        for position in np.flatnonzero(repaired[start:stop] != values[start:stop]) + start:
             date = both.index[position]
-            repaired = float(both[anchor].iloc[position] * np.exp(envelope[position]))
+            replacement = float(both[anchor].iloc[position] * np.exp(repaired[position]))
             findings.append({"check": "noisy_ratio_spike" if position in spikes else "noisy_ratio", "ticker": ticker,
                              "anchor": anchor, "date": str(date.date()), "value": float(both[ticker].iloc[position]),
-                             "replaced_by": repaired, "span": span, "action": "replace_by_ratio_envelope"})
-            frame.loc[date, ticker] = repaired
+                             "replaced_by": replacement, "span": span, "action": "replace_by_ratio_envelope"})
+            frame.loc[date, ticker] = replacement
     return frame, findings
 
 def crypto_closes(directory: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:

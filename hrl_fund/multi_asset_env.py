@@ -233,8 +233,9 @@ class MultiAssetBook:
         table = [cost_table.get(name, zero) if name != CASH_CLASS else zero for name in classes]
         self.fixed_rate = np.array([(row["commission_bps"] + row["half_spread_bps"] + row["slippage_bps"]) * 1e-4
                                     for row in table])  # (n_assets,)
-        impact = np.array([row["impact"] / np.sqrt(row["liquidity"]) for row in table])  # (n_assets,)
-        # slippage per unit traded = slippage_scale * sqrt(money traded): impact * trailing daily vol / sqrt(liquidity)
+        # liquidity is in units of the initial equity, so the impact of a trade of a given weight does not depend on it
+        impact = np.array([row["impact"] / np.sqrt(row["liquidity"] * self.initial_equity) for row in table])
+        # slippage per unit traded = slippage_scale * sqrt(money traded): impact * trailing daily vol / sqrt(volume)
         self.slippage_scale = arrays["daily_volatility"] * impact  # (n_obs, n_assets), known at each decision row
         self.risky = np.ones(self.n_assets, dtype=bool)
         self.risky[self.cash_index] = False
@@ -315,8 +316,8 @@ class MultiAssetBook:
         else:
             exposure = derisk_exposure(drawdown_at_decision, self.derisk_drawdown, self.derisk_floor)
         scale = leverage * exposure  # (n,)
-        if any_hold:
-            chosen = np.where(hold[:, None], drifted, np.nan_to_num(policy))
+        if any_hold:  # a held book keeps its drifted weights, except in instruments it can no longer hold (sold)
+            chosen = np.where(hold[:, None], drifted * self.tradable[rows], np.nan_to_num(policy))
             scale = np.where(hold, 1.0, scale)
         else:
             chosen = policy

@@ -830,8 +830,6 @@ def multi_asset_numbers(evaluation: dict, stress: dict, inputs: dict, fund: dict
     numbers["MultiAssetFirstValidationStart"] = str(folds[0]["validation"][0])
     numbers["MultiAssetConfigurationsTried"] = (int(report["configurations_tried"]) if report.get("configurations_tried")
                                                 is not None else "--")
-    speed = report.get("training_steps_per_second")
-    numbers["MultiAssetTrainingStepsPerSecond"] = f"{round(float(speed)):,}".replace(",", "{,}") if speed else "--"
     numbers["MultiAssetPeriodsPerYear"] = int(evaluation["periods_per_year"])
     # the environment
     reward = {"alpha": 1.0, "beta": 0.0, "gamma": 0.0, "delta": 1.0, "concentration": 0.0, **(env.get("reward") or {})}

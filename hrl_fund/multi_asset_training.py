@@ -237,7 +237,8 @@ def run_policy(model_dir: str | Path,  # a train_fold folder
         action, _ = model.predict(statistics.normalize_obs(observation), deterministic=True)
         equity_before = float(env.book.equity[0])
         observation, _, terminated, truncated, info = env.step(action)
-        rows.append({"date": info["date"], "return": info["return"], "cost": info["cost"] / equity_before,
+        rows.append({"date": info["date"], "return": info["return"],
+                     "cost": (info["cost"] + info["liquidation_penalty"]) / equity_before,
                      "turnover": info["turnover"], "liquidated": info["liquidated"]})
         held.append(info["held"])
         if terminated or truncated:
@@ -247,6 +248,20 @@ def run_policy(model_dir: str | Path,  # a train_fold folder
     return frame, pd.DataFrame(np.array(held), index=frame.index, columns=env.assets), env.book.state(0)
 
 # %% ../nbs/04a_multi_asset_training.ipynb #c017
+def _closed_fund_days(block: pd.DataFrame, held: pd.DataFrame, arrays: dict, span) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "A block's record through the end of `span`: after a liquidation the fund is closed, its equity in cash"
+    dates = pd.DatetimeIndex(arrays["dates"])
+    days = dates[(dates >= pd.Timestamp(span[0])) & (dates <= pd.Timestamp(span[1]))]
+    missing = days[~days.isin(block.index)]
+    if len(missing) == 0:
+        return block, held
+    cash = np.zeros(len(arrays["assets"]))
+    cash[int(arrays["cash_index"])] = 1.0
+    cash_returns = arrays["returns"][dates.get_indexer(missing), int(arrays["cash_index"])]
+    rest = pd.DataFrame({"return": cash_returns, "cost": 0.0, "turnover": 0.0, "liquidated": False}, index=missing)
+    rest_held = pd.DataFrame(np.tile(cash, (len(missing), 1)), index=missing, columns=list(arrays["assets"]))
+    return pd.concat([block, rest]).rename_axis("date"), pd.concat([held, rest_held]).rename_axis("date")
+
 def walk_forward(arrays: dict, folds: list[dict], settings: dict, seeds: list[int], model_root: str | Path,
                 ) -> dict:  # returns / costs / weights frames (columns role/seed_<s>...), runs report
     "Train every (role, seed) on every fold and chain the folds' test blocks into one record per (role, seed)"
@@ -255,12 +270,19 @@ def walk_forward(arrays: dict, folds: list[dict], settings: dict, seeds: list[in
     returns, costs, weights, runs = {}, {}, {}, {}
     for role, policy in settings["policies"].items():
         for seed in seeds:
-            state, blocks, held_blocks = None, [], []
+            state, blocks, held_blocks, closed = None, [], [], None
             for fold in folds:
                 model_dir = model_root / role / f"fold_{fold['fold']}" / f"seed_{seed}"
                 summary = train_fold(arrays, fold, settings, seed, policy, model_dir)
                 runs.setdefault(role, {}).setdefault(f"seed_{seed}", {})[f"fold_{fold['fold']}"] = summary
-                block, held, state = run_policy(model_dir, arrays, fold["test"], state)
+                if closed is None:
+                    block, held, state = run_policy(model_dir, arrays, fold["test"], state)
+                    if block["liquidated"].any():
+                        closed = str(block.index[-1].date())
+                        summary["liquidated_on"] = closed
+                else:
+                    block, held = block.iloc[:0], held.iloc[:0]
+                block, held = _closed_fund_days(block, held, arrays, fold["test"])
                 blocks.append(block)
                 held_blocks.append(held)
                 print(f"{role} ({policy}) seed {seed} fold {fold['fold']}: validation Sharpe "

@@ -19,6 +19,7 @@ from hrl_fund.data import (
     crypto_closes,
     load_prices,
     multi_asset_panel,
+    noisy_days,
     read_raw,
     tbill_rate,
     trading_calendar,
@@ -94,17 +95,39 @@ def test_eth_2019_noisy_span_is_found_and_repaired():
     coins, findings = crypto_closes()
     spans = [finding for finding in findings if finding["check"] == "noisy_span"]
     repairs = {finding["date"]: finding for finding in findings if finding["action"] == "replace_by_ratio_envelope"}
-    assert [(span["start"], span["end"]) for span in spans] == [("2019-01-07", "2019-11-25")]
-    assert len(repairs) == 261 and all(date.startswith("2019") for date in repairs)
+    assert [(span["start"], span["end"], span["flagged"]) for span in spans] == [("2019-02-06", "2019-12-25", 269)]
+    assert len(repairs) == 219 and all(date.startswith("2019") for date in repairs)
     assert all(finding["ticker"] == "ETH" and finding["replaced_by"] > 0 for finding in repairs.values())
     # the raw row 2019-06-25 (00:00 UTC) holds the close of 2019-06-24: 204 where other sources have about 310
     raw = load_prices(tickers=["ETH"])["ETH"]
     assert repairs["2019-06-24"]["value"] == pytest.approx(204.1, abs=0.1) == raw["2019-06-24"]
     assert abs(raw["2019-06-24"] / 310 - 1) > 0.3 and abs(coins.loc["2019-06-24", "ETH"] / 310 - 1) < 0.1
-    assert abs(coins.loc["2019-06-25", "ETH"] / 310 - 1) < 0.1
-    lag_one = {name: np.log(series).diff().loc["2019"].autocorr() for name, series in [("raw", raw), ("repaired", coins["ETH"])]}
+    assert coins.loc["2019-06-25", "ETH"] == pytest.approx(313.0, abs=0.1)
+    # from the day after the first flagged one; the dips before the flag comes on (2019-02-05 above all) stay
+    lag_one = {name: np.log(series).diff().loc["2019-02-07":"2019-12-31"].autocorr()
+               for name, series in [("raw", raw), ("repaired", coins["ETH"])]}
     assert lag_one["raw"] < -0.3 and abs(lag_one["repaired"]) < 0.15, lag_one  # the feed's fake mean reversion is gone
     pd.testing.assert_series_equal(coins["BTC"], load_prices(tickers=["BTC"])["BTC"])  # the anchor is never changed
+
+
+@pytest.mark.parametrize("t0", ["2019-03-15", "2019-06-24", "2019-10-01"])
+def test_cross_check_is_causal(t0):
+    "Scrambling ETH and BTC after t0 changes neither the flags nor the repaired ETH up to t0"
+    prices = load_prices("offline", ["BTC", "ETH"])
+    later = prices.index > t0
+    rng = np.random.default_rng(0)
+    perturbed = prices.copy()
+    perturbed.loc[later] *= np.exp(rng.normal(0.0, 0.2, size=(later.sum(), 2)))
+    flags = [noisy_days(frame, "ETH", "BTC").loc[:t0] for frame in (prices, perturbed)]
+    pd.testing.assert_frame_equal(*flags)
+    assert flags[0]["flagged"].any()
+    (checked, findings), (checked_perturbed, findings_perturbed) = [cross_check(frame, "ETH", "BTC") for frame in (prices, perturbed)]
+    pd.testing.assert_frame_equal(checked.loc[:t0], checked_perturbed.loc[:t0])
+    assert not checked_perturbed.loc[later].equals(checked.loc[later])  # the perturbation did bite
+    def repairs_to_t0(found: list[dict]) -> list[dict]:  # the span is a report written with hindsight
+        return [{key: value for key, value in finding.items() if key != "span"} for finding in found
+                if finding["action"] != "reported" and finding["date"] <= t0]
+    assert repairs_to_t0(findings) == repairs_to_t0(findings_perturbed) != []
 
 
 @pytest.mark.parametrize("ticker, anchor", [("ETH", "BTC"), ("KO", "PEP"), ("XOM", "CVX"), ("MSFT", "SP500")])

@@ -96,20 +96,39 @@ def test_slippage_grows_with_trade_size_and_differs_by_asset_class(panel):
                     "liquidity": 1.0} for name in ["equity", "equity_index", "bond", "volatility_hedge", "crypto"]}
     costs["bond"]["liquidity"] = 100.0
 
-    def first_cost(ticker, equity):
+    def first_cost(ticker, weight, equity=1.0):  # cost of the first trade, as a fraction of equity
         env = MultiAssetEnv(prices, classes, segment=("2016-01-04", "2016-03-31"), costs=costs, max_weight=1.0,
-                            initial_equity=equity, action_scale=300.0)
+                            initial_equity=equity)
         env.reset(seed=0)
-        action = -np.ones(env.action_space.shape, dtype=np.float32)
-        action[env.assets.index(ticker)] = 1.0
-        return env.step(action)[4]["cost"]
+        target = np.zeros(env.n_assets)
+        target[env.assets.index(ticker)], target[env.cash_index] = weight, 1.0 - weight
+        info = env.step_weights(target)[4]
+        return info["cost"] / equity
 
-    small, large = first_cost("STOCK_A", 1.0), first_cost("STOCK_A", 4.0)
-    assert large / small == pytest.approx(4.0 ** 1.5, rel=1e-3)  # square-root impact: cost ~ size^1.5
+    small, large = first_cost("STOCK_A", 0.25), first_cost("STOCK_A", 1.0)
+    assert large / small == pytest.approx(4.0 ** 1.5, rel=1e-6)  # square-root impact: cost ~ size^1.5
+    assert first_cost("STOCK_A", 1.0, equity=1e6) == pytest.approx(large, rel=1e-12)  # liquidity scales with the fund
     assert first_cost("BOND", 1.0) < first_cost("STOCK_A", 1.0)  # more liquid, less volatile
     costs["equity"]["commission_bps"] = 10.0
-    with_commission = first_cost("STOCK_A", 1.0)
-    assert with_commission - small == pytest.approx(1e-3, rel=1e-3)
+    assert first_cost("STOCK_A", 1.0) - large == pytest.approx(1e-3, rel=1e-4)  # on the equity at the close: 1 + a day of cash
+
+
+def test_a_held_book_sells_what_stops_trading(panel):
+    prices, classes = panel
+    ended = prices.copy()
+    ended.loc[ended.index > ended.index[300], "STOCK_B"] = np.nan  # its listing ends
+    env = MultiAssetEnv(ended, classes, segment=(str(ended.index[250].date()), str(ended.index[350].date())))
+    env.reset(seed=0)
+    target = np.zeros(env.n_assets)
+    target[env.assets.index("STOCK_B")], target[env.cash_index] = 0.5, 0.5
+    _, _, _, _, info = env.step_weights(target)
+    held_b = []
+    for _ in range(80):
+        _, _, terminated, truncated, info = env.step_weights(None)  # hold
+        held_b.append(info["position"][env.assets.index("STOCK_B")])
+        env.check_accounting()
+    assert held_b[0] > 0.4 and held_b[-1] == 0.0
+    assert pd.Timestamp(info["date"]) > ended.index[300]
 
 
 def test_leverage_pays_financing_and_liquidation_balances_the_books(panel):
