@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 import pandas as pd
 from gymnasium import spaces
@@ -25,7 +26,6 @@ from hrl_fund.allocator import (
     _segment_rows,
     _stack_windows,
     check_reward,
-    derisk_exposure,
 )
 from .features import FEATURES, MARKET_TICKER, REGIME_FEATURES, make_features
 
@@ -182,34 +182,163 @@ def synthetic_panel(n_days: int = 800,  # business days
     return prices, {**{name: values[0] for name, values in spec.items()}, "CASH": CASH_CLASS}
 
 # %% ../nbs/03a_multi_asset_env.ipynb #c013
-def masked_weights(actions: np.ndarray,  # (n_rows, n_assets) in [-1, 1]
-                   tradable: np.ndarray,  # (n_rows, n_assets) bool, cash always True
+@numba.njit(cache=True)
+def _capped_softmax(weights, tradable, rows, cash_index, max_weight):  # -> a row with a non-finite entry, or -1
+    "Row i of `weights` (exp(scale * action)) in place: normalised over tradable[rows[i]], risky ones capped, excess to cash"
+    n_rows, n_assets = weights.shape
+    for row in range(n_rows):
+        decision = rows[row]
+        total = 0.0
+        for column in range(n_assets):
+            if not np.isfinite(weights[row, column]):
+                return row
+            weights[row, column] *= tradable[decision, column]
+            total += weights[row, column]
+        inverse, excess = 1.0 / total, 0.0
+        for column in range(n_assets):
+            weight = weights[row, column] * inverse
+            if weight > max_weight and column != cash_index:
+                excess += weight - max_weight
+                weight = max_weight
+            weights[row, column] = weight
+        weights[row, cash_index] += excess
+    return -1
+
+def _exp_actions(actions: np.ndarray, n_assets: int, scale: float) -> np.ndarray:  # (n_rows, n_assets) float64
+    "exp(scale * clip(action, -1, 1)) of the first n_assets columns (vectorised numpy: its exp is several times numba's)"
+    values = np.array(np.asarray(actions)[:, :n_assets], dtype=np.float64)
+    np.clip(values, -1.0, 1.0, out=values)
+    values *= scale
+    return np.exp(values, out=values)  # at most exp(300): finite in float64, and the softmax's constant cancels
+
+def masked_weights(actions: np.ndarray,  # (n_rows, n_assets) in [-1, 1] (clipped)
+                   tradable: np.ndarray,  # (n_rows, n_assets) bool or 0/1, cash always True
                    cash_index: int,
                    max_weight: float = 0.5,  # cap per risky instrument; the excess goes to cash
                    scale: float = 5.0,  # softmax temperature
                   ) -> np.ndarray:  # (n_rows, n_assets) float64, >= 0, rows sum to 1, 0 where not tradable
     "Long-only weights: a softmax of `scale * action` over the tradable instruments, risky ones capped, excess to cash"
-    weights = np.array(actions, dtype=np.float64)  # a copy: np.clip is slow on small arrays, min/max in place are not
-    np.minimum(weights, 1.0, out=weights)
-    np.maximum(weights, -1.0, out=weights)
-    weights *= scale
-    np.exp(weights, out=weights)  # at most exp(300): finite in float64, and the softmax's constant cancels below
-    weights *= tradable
-    weights /= (weights @ np.ones(weights.shape[1]))[:, None]
-    capped = weights > max_weight
-    if capped.any():  # only the rows with a weight over the cap are redistributed
-        over = np.flatnonzero(capped.any(axis=1))
-        block = weights[over]
-        excess = np.maximum(block - max_weight, 0.0)
-        excess[:, cash_index] = 0.0
-        block -= excess
-        block[:, cash_index] += excess.sum(axis=1)
-        weights[over] = block
+    tradable = np.asarray(tradable, dtype=np.float64)
+    weights = _exp_actions(actions, tradable.shape[1], float(scale))
+    bad = _capped_softmax(weights, tradable, np.arange(len(weights)), int(cash_index), float(max_weight))
+    if bad >= 0:
+        raise ValueError(f"actions of row {bad} are not all finite: {np.asarray(actions)[bad]}")
     return weights
+
+# %% ../nbs/03a_multi_asset_env.ipynb #c015k
+_OUTPUTS = ("reward", "equity", "pnl", "gross_pnl", "cost", "financing", "liquidation_penalty", "return", "turnover",
+            "exposure", "leverage", "margin_ratio", "concentration", "drawdown", "volatility")
+_FLAGS = ("terminated", "truncated", "liquidated")
+
+@numba.njit(cache=True)
+def _book_step(table, rows, policy, from_actions, leverage, weights, values, scalars, steps, ring, fixed_rate, settings,
+               cash_index, levered, last_row, held, position, out, flags):  # -> a copy with a non-finite policy, or -1
+    """One step of every copy, in the order of `MultiAssetBook.step`: the state (weights, values, scalars, steps, ring,
+    rows) in place, the results into held, position, out and flags. With `from_actions`, `policy` holds
+    exp(scale * action) and is turned into capped weights (`_capped_softmax`) in place first."""
+    n_copies, n_assets = values.shape
+    window = ring.shape[1]
+    (financing_rate, maintenance_margin, liquidation_penalty, derisk_drawdown, derisk_floor, max_weight,
+     alpha, beta, gamma, delta, concentration) = settings  # derisk_drawdown <= 0: never de-risk
+    cash, risky_total, equity, peak, drawdown, volatility, ring_sum, ring_square_sum, pnl_sum = scalars
+    if from_actions:  # before anything is written: a non-finite action leaves every account as it was
+        bad = _capped_softmax(policy, table[:, 2], rows, cash_index, max_weight)
+        if bad >= 0:
+            return bad
+    for copy in range(n_copies):
+        row = rows[copy]
+        for column in range(n_assets):
+            held[copy, column] = weights[copy, column]
+        # the book held over t -> t+1 earns bar t+1; borrowed cash pays the cash rate plus the financing spread
+        risky_value = 0.0
+        for column in range(n_assets):
+            if column != cash_index:
+                values[copy, column] *= table[row, 0, column]
+                risky_value += values[copy, column]  # = the gross exposure: positions are >= 0
+        old_cash = cash[copy]
+        cash_return = table[row, 0, cash_index] - 1.0
+        financing = max(-old_cash, 0.0) * financing_rate
+        cash_now = old_cash * (1.0 + cash_return) - financing
+        gross_pnl = risky_value - risky_total[copy] + old_cash * cash_return
+        marked = cash_now + risky_value  # equity at the close of t+1, before any trade
+        margin_ratio = marked / risky_value if risky_value > 0 else np.inf
+        liquidated = marked <= 0 or (levered and margin_ratio < maintenance_margin)
+        hold = np.isnan(policy[copy, 0])  # a hold row is all NaN: keep the drifted book
+        inverse = 1.0 / marked if marked > 0 else 1.0
+        sized_on = max(marked, 0.0)  # what a trade is sized on
+        exposure = 1.0
+        if derisk_drawdown > 0:
+            excess = min(max((drawdown[copy] - derisk_drawdown) / derisk_drawdown, 0.0), 1.0)
+            exposure = 1.0 - (1.0 - derisk_floor) * excess
+        scale = 1.0 if hold else leverage[copy] * exposure
+        # target weights (chosen x scale, cash the rest), and trades to them from the drifted weights
+        risky_share = turnover = fixed = slippage = herfindahl = 0.0
+        for column in range(n_assets):
+            drifted = (cash_now if column == cash_index else values[copy, column]) * inverse
+            # a held book keeps its drifted weights, except in instruments it can no longer hold (sold)
+            chosen = drifted * table[row, 2, column] if hold else policy[copy, column]
+            if column == cash_index:
+                continue
+            herfindahl += chosen * chosen
+            target = 0.0 if liquidated else chosen * scale
+            weights[copy, column] = target
+            risky_share += target
+            traded = abs(target - drifted)
+            turnover += traded
+            fixed += traded * fixed_rate[column]
+            slippage += table[row, 1, column] * traded * np.sqrt(traded)
+        weights[copy, cash_index] = 1.0 - risky_share
+        # cost = sum_i N_i (fixed_i + s_i sqrt(N_i)), N_i = traded_i E: E (traded . fixed) + E^1.5 sum_i s_i traded_i^1.5
+        cost = sized_on * (fixed + np.sqrt(sized_on) * slippage)
+        penalty = liquidation_penalty * risky_value if liquidated else 0.0
+        new_equity = marked - cost - penalty
+        positive = max(new_equity, 0.0)
+        for column in range(n_assets):
+            values[copy, column] = 0.0 if column == cash_index else weights[copy, column] * positive
+        risky_total[copy] = positive * risky_share  # = the new positions summed
+        cash[copy] = cash_now - (risky_total[copy] - risky_value) - cost - penalty  # every purchase is paid from cash
+        if new_equity <= 0:  # a wiped-out account holds its (negative) equity as cash
+            cash[copy] = new_equity
+            for column in range(n_assets):
+                weights[copy, column] = 1.0 if column == cash_index else 0.0
+        for column in range(n_assets):
+            position[copy, column] = weights[copy, column]
+        equity_before = equity[copy]
+        equity[copy] = new_equity
+        pnl = new_equity - equity_before
+        pnl_sum[copy] += pnl
+        peak[copy] = max(peak[copy], new_equity)
+        net_return = pnl / equity_before
+        # the trailing volatility: a ring of each copy's last `window` returns with running sums
+        slot = steps[copy] % window
+        dropped = ring[copy, slot]  # 0 until the ring is full
+        ring_sum[copy] += net_return - dropped
+        ring_square_sum[copy] += net_return * net_return - dropped * dropped
+        ring[copy, slot] = net_return
+        steps[copy] += 1
+        rows[copy] = row + 1
+        count = min(max(steps[copy], 2), window)
+        variance = (ring_square_sum[copy] - ring_sum[copy] * ring_sum[copy] / count) / (count - 1)
+        volatility[copy] = np.sqrt(max(variance, 0.0)) if steps[copy] >= 2 else 0.0
+        drawdown[copy] = 1.0 - new_equity / peak[copy]
+        herfindahl -= 1.0 / n_assets  # the risky weights' Herfindahl index in excess of equal weighting
+        charges = (cost + financing + penalty) / equity_before
+        terminated = liquidated or new_equity <= 0
+        out[0, copy] = (alpha * net_return - beta * volatility[copy] - gamma * drawdown[copy] - delta * charges
+                        - concentration * herfindahl)
+        out[1, copy], out[2, copy], out[3, copy], out[4, copy] = new_equity, pnl, gross_pnl, cost
+        out[5, copy], out[6, copy], out[7, copy], out[8, copy] = financing, penalty, net_return, turnover
+        out[9, copy], out[10, copy] = exposure, np.nan if hold else leverage[copy]
+        out[11, copy], out[12, copy] = margin_ratio, herfindahl
+        out[13, copy], out[14, copy] = drawdown[copy], volatility[copy]
+        flags[0, copy], flags[1, copy], flags[2, copy] = terminated, rows[copy] >= last_row and not terminated, liquidated
+    return -1
 
 # %% ../nbs/03a_multi_asset_env.ipynb #c016
 class MultiAssetBook:
-    "n_copies multi-asset accounts stepped together in numpy on shared precomputed arrays"
+    "n_copies multi-asset accounts stepped together by one compiled kernel on shared precomputed arrays"
+    SCALARS = ("cash", "risky_total", "equity", "peak", "drawdown", "current_volatility", "return_sum",
+               "return_square_sum", "pnl_sum")  # the order `_book_step` unpacks them in
 
     def __init__(self, arrays: dict, n_copies: int, *, first_row: int, last_row: int, max_weight: float,
                  action_scale: float, cost_table: dict, reward: dict, derisk_drawdown: float | None, derisk_floor: float,
@@ -217,8 +346,6 @@ class MultiAssetBook:
                  initial_equity: float):
         self.arrays, self.n_copies = arrays, int(n_copies)
         self.first_row, self.last_row = int(first_row), int(last_row)
-        self.returns, self.tradable = arrays["returns"], arrays["tradable"]
-        self.growth = 1.0 + self.returns  # (n_obs, n_assets)
         self.cash_index = int(arrays["cash_index"])
         self.n_assets = len(arrays["assets"])
         self.max_weight, self.action_scale = float(max_weight), float(action_scale)
@@ -235,26 +362,32 @@ class MultiAssetBook:
                                     for row in table])  # (n_assets,)
         # liquidity is in units of the initial equity, so the impact of a trade of a given weight does not depend on it
         impact = np.array([row["impact"] / np.sqrt(row["liquidity"] * self.initial_equity) for row in table])
-        # slippage per unit traded = slippage_scale * sqrt(money traded): impact * trailing daily vol / sqrt(volume)
-        self.slippage_scale = arrays["daily_volatility"] * impact  # (n_obs, n_assets), known at each decision row
-        self.risky = np.ones(self.n_assets, dtype=bool)
-        self.risky[self.cash_index] = False
+        # one gather a step: row t of the table holds what the decision at t needs, (1 + the returns of t + 1, the
+        # slippage per unit traded per sqrt(money traded) = impact * trailing daily vol at t, tradable at t as 0/1)
+        n_obs = len(arrays["returns"])
+        self.table = np.ones((n_obs, 3, self.n_assets))  # the last row's growth (no bar after it) is never read
+        self.table[:-1, 0] += arrays["returns"][1:]
+        self.table[:, 1] = arrays["daily_volatility"] * impact
+        self.table[:, 2] = arrays["tradable"]
         self.ones = np.ones(self.n_assets)
+        coefficients = [float(reward[name]) for name in ("alpha", "beta", "gamma", "delta", "concentration")]
+        self.kernel_settings = np.array([self.financing_rate, self.maintenance_margin, self.liquidation_penalty,
+                                         -1.0 if derisk_drawdown is None else float(derisk_drawdown), self.derisk_floor,
+                                         self.max_weight, *coefficients])
         shape = (self.n_copies, self.n_assets)
         self.rows = np.zeros(self.n_copies, dtype=np.int64)
-        self.weights, self.values = np.zeros(shape), np.zeros(shape)
-        self.cash, self.risky_total = np.zeros(self.n_copies), np.zeros(self.n_copies)  # money in cash / risky
-        self.equity, self.peak = np.zeros(self.n_copies), np.zeros(self.n_copies)
+        self.weights, self.values = np.zeros(shape), np.zeros(shape)  # values: risky positions in money, cash column 0
         self.steps = np.zeros(self.n_copies, dtype=np.int64)
-        self.buffer = np.zeros((self.n_copies, VOLATILITY_WINDOW))
-        self.return_sum, self.return_square_sum = np.zeros(self.n_copies), np.zeros(self.n_copies)
-        self.pnl_sum = np.zeros(self.n_copies)
-        self.drawdown, self.current_volatility = np.zeros(self.n_copies), np.zeros(self.n_copies)
-        self.copies = np.arange(self.n_copies)
-        self.full_exposure, self.no_leverage = np.ones(self.n_copies), np.ones(self.n_copies)
+        self.buffer = np.zeros((self.n_copies, VOLATILITY_WINDOW))  # ring of each copy's last net returns
+        # the per-copy numbers, one block for the kernel and a named view of each row: money in cash and in risky
+        # positions, equity and its peak, drawdown and trailing volatility, the ring's running sums, the summed pnl
+        self.scalars = np.zeros((len(self.SCALARS), self.n_copies))
+        for name, row in zip(self.SCALARS, self.scalars, strict=True):
+            setattr(self, name, row)
+        self.no_leverage = np.ones(self.n_copies)
 
-    def reset_copy(self, index: int, row: int) -> None:
-        "Copy `index` starts at decision row `row`, all in cash at the initial equity"
+    def reset_copy(self, index, row) -> None:
+        "Copy `index` (an int or an index array) starts at decision row `row` (int or array), all in cash"
         self.rows[index] = row
         self.weights[index] = 0.0
         self.weights[index, self.cash_index] = 1.0
@@ -267,122 +400,47 @@ class MultiAssetBook:
         self.return_sum[index] = self.return_square_sum[index] = self.pnl_sum[index] = 0.0
         self.drawdown[index] = self.current_volatility[index] = 0.0
 
-    def volatility(self) -> np.ndarray:  # (n_copies,) sample std of each copy's last (up to 20) net returns
-        count = np.minimum(np.maximum(self.steps, 2), VOLATILITY_WINDOW)  # fewer than 2 returns: set to 0 below
-        variance = (self.return_square_sum - self.return_sum * self.return_sum / count) / (count - 1)
-        return np.where(self.steps >= 2, np.sqrt(np.maximum(variance, 0.0)), 0.0)
+    def _exp_leverage(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (n, n_assets), (n,)
+        actions = np.asarray(actions).reshape(self.n_copies, -1)
+        if not self.levered:
+            return _exp_actions(actions, self.n_assets, self.action_scale), self.no_leverage
+        lever = np.clip(np.asarray(actions[:, -1], dtype=np.float64), -1.0, 1.0)
+        if not np.isfinite(lever).all():
+            raise ValueError(f"the leverage action of copy {int(np.argmin(np.isfinite(lever)))} is not finite")
+        leverage = 1.0 + (self.max_leverage - 1.0) * (lever + 1.0) / 2.0
+        return _exp_actions(actions, self.n_assets, self.action_scale), leverage
 
     def policy_weights(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (n, n_assets), (n,)
         "Capped weights over the instruments tradable at each copy's decision row, and the gross leverage"
-        actions = np.asarray(actions, dtype=np.float64).reshape(self.n_copies, -1)
-        weights = masked_weights(actions[:, : self.n_assets], self.tradable[self.rows], self.cash_index,
-                                 self.max_weight, self.action_scale)
-        if self.levered:
-            leverage = 1.0 + (self.max_leverage - 1.0) * (np.clip(actions[:, -1], -1.0, 1.0) + 1.0) / 2.0
-        else:
-            leverage = self.no_leverage
+        weights, leverage = self._exp_leverage(actions)
+        bad = _capped_softmax(weights, self.table[:, 2], self.rows, self.cash_index, self.max_weight)
+        if bad >= 0:
+            raise ValueError(f"the action of copy {bad} is not all finite: {np.asarray(actions)[bad]}")
         return weights, leverage
+
+    def act(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+        "One step from policy actions (n_copies, n_actions): `policy_weights` then `step`, fused in one kernel call"
+        exps, leverage = self._exp_leverage(actions)
+        return self._run(exps, True, leverage, actions)
 
     def step(self, policy: np.ndarray,  # (n_copies, n_assets) weights on the simplex, or NaN rows = hold
              leverage: np.ndarray,  # (n_copies,) gross leverage of the risky book, >= 1
             ) -> dict[str, np.ndarray]:
         "Earn bar t+1 with the held book, check the margin, trade to the target at the close of t+1; per-copy results"
-        rows, ones, cash_index = self.rows, self.ones, self.cash_index
-        growth = self.growth[rows + 1]  # (n, n_assets) 1 + the returns of bar t+1
-        equity_before, held, old_cash = self.equity, self.weights, self.cash
-        drawdown_at_decision = self.drawdown
-        values = self.values  # (n, n_assets) risky positions in money, grown in place to the close of t+1
-        values *= growth
-        cash_return = growth[:, cash_index] - 1.0
-        financing = np.maximum(-old_cash, 0.0) * self.financing_rate  # the spread over the cash rate on borrowed cash
-        cash = old_cash * (1.0 + cash_return) - financing
-        risky_value = values @ ones
-        gross_pnl = risky_value - self.risky_total + old_cash * cash_return
-        equity_marked = cash + risky_value  # (n,) before any trade
-        exposure_gross = np.abs(values) @ ones if self.levered else risky_value  # (n,) long-only: risky = gross
-        margin_ratio = np.divide(equity_marked, exposure_gross, out=np.full(self.n_copies, np.inf),
-                                 where=exposure_gross > 0)
-        liquidated = equity_marked <= 0
-        if self.levered:
-            liquidated |= margin_ratio < self.maintenance_margin
-        any_liquidated = bool(liquidated.any())
-        hold = np.isnan(policy[:, 0])  # a hold row is all NaN
-        any_hold = bool(hold.any())
-        safe_equity = np.where(equity_marked > 0, equity_marked, 1.0) if any_liquidated else equity_marked
-        drifted = values / safe_equity[:, None]  # (n, n_assets) risky weights at the close, cash column 0
-        drifted[:, cash_index] = cash / safe_equity
-        if self.derisk_drawdown is None:
-            exposure = self.full_exposure
-        else:
-            exposure = derisk_exposure(drawdown_at_decision, self.derisk_drawdown, self.derisk_floor)
-        scale = leverage * exposure  # (n,)
-        if any_hold:  # a held book keeps its drifted weights, except in instruments it can no longer hold (sold)
-            chosen = np.where(hold[:, None], drifted * self.tradable[rows], np.nan_to_num(policy))
-            scale = np.where(hold, 1.0, scale)
-        else:
-            chosen = policy
-        target = chosen * scale[:, None]
-        target[:, cash_index] = 0.0
-        if any_liquidated:
-            target[liquidated] = 0.0
-        target[:, cash_index] = 1.0 - target @ ones
-        traded = np.subtract(target, drifted, out=drifted)  # drifted is not needed past this point
-        np.abs(traded, out=traded)
-        traded[:, cash_index] = 0.0
-        turnover = traded @ ones
-        notional = traded  # money traded per instrument, in place
-        notional *= (np.maximum(equity_marked, 0.0) if any_liquidated else equity_marked)[:, None]
-        rate = np.sqrt(notional)
-        rate *= self.slippage_scale[rows]  # from the instruments' trailing volatility, known at the decision t
-        rate += self.fixed_rate
-        cost = np.einsum("ij,ij->i", notional, rate)
-        equity = equity_marked - cost
-        if any_liquidated:
-            penalty = np.where(liquidated, self.liquidation_penalty * exposure_gross, 0.0)
-            equity = equity - penalty
-            positive = np.maximum(equity, 0.0)
-        else:
-            penalty = np.zeros(self.n_copies)
-            positive = equity
-        new_values = np.multiply(target, positive[:, None], out=values)  # the grown positions are not needed any more
-        new_values[:, cash_index] = 0.0
-        risky_total = positive * (1.0 - target[:, cash_index])  # = new_values summed
-        new_cash = cash - (risky_total - risky_value) - cost - penalty  # every purchase is paid from cash
-        weights = target
-        if any_liquidated:
-            wiped = equity <= 0
-            new_cash = np.where(wiped, equity, new_cash)  # a wiped-out account holds its (negative) equity as cash
-            weights = target.copy()
-            weights[wiped] = 0.0
-            weights[wiped, cash_index] = 1.0
-        pnl = equity - equity_before
-        self.values, self.cash, self.equity, self.weights = new_values, new_cash, equity, weights
-        self.risky_total = risky_total
-        self.peak = np.maximum(self.peak, equity)
-        self.pnl_sum += pnl
-        net_return = pnl / equity_before
-        charges = (cost + financing + penalty) / equity_before
-        slot = self.steps % VOLATILITY_WINDOW
-        dropped = self.buffer[self.copies, slot]  # 0 until a ring is full
-        self.return_sum += net_return - dropped
-        self.return_square_sum += net_return * net_return - dropped * dropped
-        self.buffer[self.copies, slot] = net_return
-        self.steps += 1
-        self.rows = rows + 1
-        volatility, drawdown = self.volatility(), 1.0 - equity / self.peak
-        self.current_volatility, self.drawdown = volatility, drawdown
-        hhi = np.einsum("ij,ij->i", chosen, chosen) - chosen[:, cash_index] ** 2 - 1.0 / self.n_assets  # risky HHI
-        coefficients = self.reward
-        reward = (coefficients["alpha"] * net_return - coefficients["beta"] * volatility
-                  - coefficients["gamma"] * drawdown - coefficients["delta"] * charges
-                  - coefficients["concentration"] * hhi)
-        terminated = liquidated | (equity <= 0)
-        return {"reward": reward, "terminated": terminated, "truncated": (self.rows >= self.last_row) & ~terminated,
-                "equity": equity, "pnl": pnl, "gross_pnl": gross_pnl, "cost": cost, "financing": financing,
-                "liquidation_penalty": penalty, "return": net_return, "turnover": turnover, "held": held,
-                "position": weights, "exposure": exposure, "leverage": np.where(hold, np.nan, leverage),
-                "margin_ratio": margin_ratio, "liquidated": liquidated, "concentration": hhi,
-                "drawdown": drawdown, "volatility": volatility, "date": self.arrays["dates"][self.rows]}
+        return self._run(np.asarray(policy, dtype=np.float64), False, np.asarray(leverage, dtype=np.float64), policy)
+
+    def _run(self, policy: np.ndarray, from_actions: bool, leverage: np.ndarray, given) -> dict[str, np.ndarray]:
+        shape = (self.n_copies, self.n_assets)
+        held, position = np.empty(shape), np.empty(shape)
+        out, flags = np.empty((len(_OUTPUTS), self.n_copies)), np.empty((len(_FLAGS), self.n_copies), dtype=bool)
+        bad = _book_step(self.table, self.rows, policy, from_actions, leverage, self.weights, self.values, self.scalars,
+                         self.steps, self.buffer, self.fixed_rate, self.kernel_settings, self.cash_index, self.levered,
+                         self.last_row, held, position, out, flags)
+        if bad >= 0:
+            raise ValueError(f"the action of copy {bad} is not all finite: {np.asarray(given)[bad]}")
+        result = dict(zip(_OUTPUTS, out, strict=True)) | dict(zip(_FLAGS, flags, strict=True))
+        result |= {"held": held, "position": position, "date": self.arrays["dates"][self.rows]}
+        return result
 
     STATE = ("weights", "values", "cash", "risky_total", "equity", "peak", "steps", "buffer", "return_sum",
              "return_square_sum", "pnl_sum", "drawdown", "current_volatility")
@@ -592,8 +650,7 @@ class MultiAssetEnv(gym.Env):
         if action.shape != self.action_space.shape or not np.isfinite(action).all():
             raise ValueError(f"action must be a finite array of shape {self.action_space.shape}, got shape "
                              f"{action.shape} with {int((~np.isfinite(action)).sum())} non-finite value(s)")
-        weights, leverage = self.book.policy_weights(action[None, :])
-        return self._finish(self.book.step(weights, leverage))
+        return self._finish(self.book.act(action[None, :]))
 
     def step_weights(self, target: np.ndarray | None) -> tuple:
         "Trade to `target` weights (n_assets,) at the next close, or hold the drifted book when None or all-NaN"
@@ -607,6 +664,7 @@ class MultiAssetEnv(gym.Env):
             if not np.isfinite(policy).all() or (policy < -1e-12).any() or abs(policy.sum() - 1) > 1e-9:
                 raise ValueError(f"target weights on {pd.Timestamp(self.dates[row]).date()} must be finite, >= 0 and "
                                  f"sum to 1, got sum {policy.sum():.6g}")
+            policy = np.maximum(policy, 0.0)  # a rounding-sized negative weight would be a short
             blocked = (policy[0] > 1e-12) & ~self.arrays["tradable"][row]
             if blocked.any():
                 raise ValueError(f"target weights on {pd.Timestamp(self.dates[row]).date()} buy instruments that are "
@@ -641,17 +699,19 @@ class BatchedMultiAssetVecEnv(VecEnv):
         self._flip = 1 - self._flip
         return self._buffers[self._flip]
 
-    def _reset_copy(self, index: int) -> None:
-        self.book.reset_copy(index, self.template.first_row(self._generators[index]))
-        self.reset_infos[index] = {"equity": self.book.initial_equity,
-                                   "date": self.template.dates[self.book.rows[index]]}
+    def _reset_copies(self, indices) -> None:
+        rows = [self.template.first_row(self._generators[index]) for index in indices]
+        self.book.reset_copy(np.asarray(indices), np.asarray(rows))
+        dates = self.template.dates
+        for index, row in zip(indices, rows, strict=True):
+            self.reset_infos[index] = {"equity": self.book.initial_equity, "date": dates[row]}
 
     def reset(self) -> np.ndarray:
         for index in range(self.num_envs):
             seed = self._seeds[index]
             if seed is not None or self._generators[index] is None:
                 self._generators[index], _ = seeding.np_random(seed)
-            self._reset_copy(index)
+        self._reset_copies(range(self.num_envs))
         self._reset_seeds()
         self._reset_options()
         return self.template.observe(self.book, out=self._next_buffer())
@@ -660,23 +720,21 @@ class BatchedMultiAssetVecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self):
-        actions = np.asarray(self._actions, dtype=np.float64).reshape(self.num_envs, -1)
-        weights, leverage = self.book.policy_weights(actions)
-        result = self.book.step(weights, leverage)
+        result = self.book.act(self._actions)
         terminated = result["terminated"]
-        truncated = result["truncated"]
+        dones = terminated | result["truncated"]
         if self.template.episode_length is not None:
-            truncated = truncated | ((self.book.steps >= self.template.episode_length) & ~terminated)
-        dones = terminated | truncated
+            dones |= self.book.steps >= self.template.episode_length
         self.last_step = result
         observations = self.template.observe(self.book, out=self._next_buffer())
         infos = [{} for _ in range(self.num_envs)]
-        if dones.any():
-            for index in np.flatnonzero(dones):
-                infos[index]["TimeLimit.truncated"] = bool(truncated[index])
+        finished = np.flatnonzero(dones)
+        if finished.size:
+            for index in finished:
+                infos[index]["TimeLimit.truncated"] = not terminated[index]
                 infos[index]["terminal_observation"] = observations[index].copy()
-                self._reset_copy(index)
-            observations[dones] = self.template.observe(self.book, np.flatnonzero(dones))
+            self._reset_copies(finished)
+            observations[finished] = self.template.observe(self.book, finished)
         return observations, result["reward"].astype(np.float32), dones, infos
 
     def close(self) -> None:
