@@ -313,3 +313,20 @@ def test_the_compiled_kernel_matches_the_formulas_through_holds_leverage_and_liq
             for copy in ended:
                 history[copy] = []
     assert min(seen.values()) > 0, seen  # every path of the kernel was exercised
+
+
+def test_a_non_finite_action_is_refused_before_any_account_changes(panel):
+    prices, classes = panel
+    vec_env = BatchedMultiAssetVecEnv(4, prices=prices, asset_classes=classes, episode_length=50, max_leverage=2.0)
+    vec_env.seed(0)
+    vec_env.reset()
+    rng = np.random.default_rng(0)
+    vec_env.step(rng.uniform(-1, 1, (4,) + vec_env.action_space.shape).astype(np.float32))
+    before = {name: np.array(getattr(vec_env.book, name), copy=True) for name in (*vec_env.book.STATE, "rows")}
+    for column, words in [(0, "action of copy 2 is not all finite"), (-1, "leverage action of copy 2")]:
+        actions = rng.uniform(-1, 1, (4,) + vec_env.action_space.shape).astype(np.float32)
+        actions[2, column] = np.nan
+        with pytest.raises(ValueError, match=words):
+            vec_env.step(actions)
+        for name, value in before.items():
+            np.testing.assert_array_equal(getattr(vec_env.book, name), value, err_msg=name)
