@@ -157,8 +157,9 @@ def write_synthetic_inputs(root: str | Path, seeds=(0, 1), n_days: int = 700, se
     save_parquet(pd.DataFrame(returns).rename_axis("date"), paths["test_returns"])
     save_parquet(pd.DataFrame(weights).rename_axis("date"), paths["test_weights"])
     save_parquet(pd.DataFrame(costs).rename_axis("date"), paths["test_costs"])
-    runs = {role: {f"seed_{seed_value}": {"validation_sharpe": float(rng.normal(0.5, 0.2))} for seed_value in seeds}
-            for role in ROLES}
+    runs = {role: {f"seed_{seed_value}": {f"fold_{fold['fold']}": {"validation_sharpe": float(rng.normal(0.5, 0.2)),
+                                                                   "evaluations": 4} for fold in folds}
+                   for seed_value in seeds} for role in ROLES}
     write_json(paths["training"], {"policy": "transformer", "ablation": "mlp", "seeds": seeds,
                                    "test": folds[0]["test"][:1] + folds[-1]["test"][1:], "folds": folds,
                                    "env": env_settings, "configurations_tried": 4, "runs": runs,

@@ -209,7 +209,8 @@ def sharpe_difference(first: pd.Series, second: pd.Series,  # daily net returns 
     correlation = float(np.corrcoef(both["first"], both["second"])[0, 1])
     variance = (2 - 2 * correlation + 0.5 * (sharpe[0] ** 2 + sharpe[1] ** 2
                                              - 2 * sharpe[0] * sharpe[1] * correlation ** 2)) / len(both)
-    z_score = (sharpe[0] - sharpe[1]) / math.sqrt(variance)
+    # variance 0: perfectly correlated series with the same Sharpe ratio (e.g. a series against itself), no difference
+    z_score = (sharpe[0] - sharpe[1]) / math.sqrt(variance) if variance > 0 else 0.0
     return {"difference": estimate, "low": float(low), "high": float(high),
             "p_bootstrap": float(np.mean(np.abs(differences - estimate) >= abs(estimate))),
             "z_jkm": float(z_score), "p_jkm": float(2 * stats.norm.sf(abs(z_score))), "block": block,

@@ -19,6 +19,11 @@ MULTI_ASSET_FILES = ["multi_asset_table.tex", "multi_asset_stress_table.tex", "m
                      "multi_asset_universe_table.tex", "hierarchy_table.tex", "multi_asset_numbers.tex",
                      "multi_asset_equity.pdf", "multi_asset_allocation.pdf", "multi_asset_stress.pdf"]
 PYTHON = str(BIN / "python")
+EVIDENCE_FILES = [f"{stem}_{name}" for stem in ("evidence", "multi_asset_evidence")
+                  for name in ("intervals_table.tex", "selection_table.tex", "paired_table.tex", "costs_table.tex",
+                               "costs.pdf", "numbers.tex")] + [
+    "specialists_test_table.tex", "attribution_table.tex", "attribution_rolling.pdf", "attribution_numbers.tex",
+    "stress_table.tex", "stress_numbers.tex", "multi_asset_crash_table.tex"]
 
 
 def smoke_params(params: dict) -> dict:
@@ -125,12 +130,21 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     for name in ["results_table.tex", "numbers.tex", "equity_curves.pdf", "data_table.tex", "data_numbers.tex",
                  "eda_prices.pdf", "eda_correlation.pdf", "eda_vol_regimes.pdf", "env_summary.tex",
                  "envs/market_making.pdf", "envs/delta_hedging_checks.tex", "cio_allocation.pdf",
-                 "contributions_table.tex", "contributions.pdf", "specialists_table.tex"] + MULTI_ASSET_FILES:
+                 "contributions_table.tex", "contributions.pdf", "specialists_table.tex"] + MULTI_ASSET_FILES + EVIDENCE_FILES:
         assert (reproduced / "paper/generated" / name).exists(), name
     table = (reproduced / "paper/generated/results_table.tex").read_text()
     assert "\\toprule" in table and "\\bottomrule" in table
     metrics = json.loads((reproduced / "metrics/results.json").read_text())
     assert metrics, "metrics/results.json is empty"
+    assert 0 <= metrics["evidence_cio_vs_equal_weight_p_bootstrap"] <= 1
+    tearsheets = sorted(path.name for path in (reproduced / "reports/tearsheets").iterdir())
+    assert {"cio.html", "ablation.html", "multi_asset_agent.html", "specialist_stat_arb.html"} <= set(tearsheets), tearsheets
+    assert "https://" not in (reproduced / "reports/tearsheets/cio.html").read_text()
+    stress = json.loads((reproduced / "reports/stress.json").read_text())
+    assert len(stress["shocks"]) == 4 and stress["windows"], stress["skipped"]
+    run([DVC, "plots", "show", "-o", "dvc_plots"], reproduced)
+    page = (reproduced / "dvc_plots/index.html").read_text()
+    assert "Fund equity" in page and "learning curves" in page
     validation = json.loads((reproduced / "reports/env_validation.json").read_text())
     assert sorted(validation) == sorted(params_specialists(reproduced))
     assert all(check["passed"] for block in validation.values() for check in block["checks"])
