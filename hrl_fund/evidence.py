@@ -243,33 +243,28 @@ def selection_frame(strategies: dict[str, dict], variance: float, *, level: floa
     return pd.DataFrame.from_dict(rows, orient="index")
 
 # %% ../nbs/05e_evidence.ipynb #c026
-def paired_frame(strategies: dict[str, dict], boot: dict,  # bootstrap_record's result
+def paired_frame(strategies: dict[str, dict], boot: dict,  # bootstrap_record's result (its block and level)
                  pairs: list[tuple],  # (A, B) or (A, B, name): A - B; a pair naming an absent strategy is skipped
                  *, significance: float = 0.05, periods_per_year: int = 252) -> pd.DataFrame:
-    "One row per comparison: Sharpe difference, paired-bootstrap interval and p-value, JKM z and p, seeds ahead"
-    resampled = boot["resampled"]["sharpe_ratio"]
-    estimates = boot["table"].xs("sharpe_ratio", level="statistic")["estimate"]
-    level = boot["level"]
+    "One row per comparison of the seed-averaged books: Sharpe difference, bootstrap interval and p, JKM z and p, seeds ahead"
     rows = []
     for pair in pairs:
         first, second = pair[:2]
         name = pair[2] if len(pair) > 2 else f"{first}_vs_{second}"
         if first not in strategies or second not in strategies:
             continue
-        difference = float(estimates[first] - estimates[second])
-        draws = (resampled[first] - resampled[second]).dropna().to_numpy()
-        low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
         runs_a, runs_b = strategies[first]["returns"], strategies[second]["returns"]
-        book = sharpe_difference(runs_a.mean(axis=1), runs_b.mean(axis=1), block=boot["block"], seed=0,
-                                 periods_per_year=periods_per_year)
+        book = sharpe_difference(runs_a.mean(axis=1), runs_b.mean(axis=1), n_resamples=boot["n_resamples"],
+                                 block=boot["block"], seed=0, level=boot["level"], periods_per_year=periods_per_year)
         ahead = significant = 0
         for column in runs_a.columns:
             other = runs_b[column] if column in runs_b.columns else runs_b.iloc[:, 0]
-            test = sharpe_difference(runs_a[column], other, block=boot["block"], seed=0, periods_per_year=periods_per_year)
+            test = sharpe_difference(runs_a[column], other, n_resamples=boot["n_resamples"], block=boot["block"], seed=0,
+                                     periods_per_year=periods_per_year)
             ahead += test["difference"] > 0
             significant += test["difference"] > 0 and test["p_jkm"] < significance
-        rows.append({"name": name, "first": first, "second": second, "difference": difference, "low": float(low), "high": float(high),
-                     "p_bootstrap": float(np.mean(np.abs(draws - difference) >= abs(difference))),
+        rows.append({"name": name, "first": first, "second": second, "difference": book["difference"],
+                     "low": book["low"], "high": book["high"], "p_bootstrap": book["p_bootstrap"],
                      "z_jkm": book["z_jkm"], "p_jkm": book["p_jkm"], "seeds_ahead": int(ahead),
                      "seeds_significant": int(significant), "n_seeds": int(runs_a.shape[1])})
     return pd.DataFrame(rows)
@@ -364,7 +359,7 @@ def selection_table_frame(evidence: dict) -> pd.DataFrame:
         rows[entry["label"]] = {"Trials": str(int(row["n_trials"])), "Luck Sharpe": latex_number(row["luck_sharpe"]),
                                 "PSR": _mean_std(row["psr_mean"], row["psr_std"]),
                                 "DSR": _mean_std(row["dsr_mean"], row["dsr_std"]),
-                                "Min. track (years)": r"$\infty$" if math.isinf(track) or track > 99
+                                "Min. track (years)": r"$\infty$" if math.isinf(track) else r"$>99$" if track > 99
                                 else _mean_std(track, row["min_track_years_std"])}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("Strategy")
 
@@ -421,8 +416,11 @@ def evidence_numbers(evidence: dict, prefix: str, policy: str) -> dict:
         for name in ("psr", "dsr"):
             numbers[macro_name(prefix, key, name)] = float(row[f"{name}_mean"])
         track = float(row["min_track_years_mean"])
-        numbers[macro_name(prefix, key, "track", "years")] = "\\ensuremath{\\infty}" if not math.isfinite(track) or track > 99 else track
-        numbers[macro_name(prefix, key, "break", "even")] = float(evidence["break_even"].loc[key, "mean"])
+        numbers[macro_name(prefix, key, "track", "years")] = ("\\ensuremath{\\infty}" if not math.isfinite(track)
+                                                              else "more than 99" if track > 99 else track)
+        even = float(evidence["break_even"].loc[key, "mean"])
+        numbers[macro_name(prefix, key, "break", "even")] = even if math.isfinite(even) else "\\ensuremath{\\infty}"
+        numbers[macro_name(prefix, key, "traded", "per", "year")] = float(evidence["break_even"].loc[key, "turnover"])
         for name in BOOTSTRAP_STATISTICS:
             scale = 100 if name in PERCENT_STATISTICS else 1
             for part in ("estimate", "low", "high"):

@@ -1017,4 +1017,4 @@ def multi_asset_results(root: str | Path, out_dir: str | Path | None = None, *, 
               "files": sorted(str(path.relative_to(out)) for path in paths.values())}
     write_json(paths["report"], report)
     return {"evaluation": evaluation, "stress": stress, "tables": tables, "numbers": numbers, "metrics": metrics,
-            "report": report, "files": report["files"]}
+            "report": report, "files": report["files"], "inputs": inputs}

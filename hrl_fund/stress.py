@@ -17,7 +17,8 @@ from .evaluation import SKFOLIO_BASELINES, constant_targets, latex_escape, latex
 # %% auto #0
 __all__ = ['CRASH_WINDOWS', 'SEGMENT_LABELS', 'SHOCKS', 'SHOCK_LABELS', 'STRESS_MEASURES', 'window_days', 'window_label',
            'replayable_windows', 'path_statistics', 'sleeve_moments', 'shock_streams', 'baseline_replay',
-           'policy_replay', 'scenario_rows', 'stress_replays', 'report_scenarios', 'stress_frame']
+           'policy_replay', 'scenario_rows', 'largest_holding', 'stress_replays', 'report_scenarios', 'stress_frame',
+           'shock_prices', 'multi_asset_shock_replays']
 
 # %% ../nbs/05h_stress.ipynb #c006
 CRASH_WINDOWS = {"Lehman crash": ("2008-09-01", "2009-03-31"), "US downgrade": ("2011-08-01", "2011-08-31"),
@@ -88,16 +89,27 @@ SHOCKS = ("market_gap", "volatility_doubling", "correlation_spike", "sleeve_halt
 SHOCK_LABELS = {"market_gap": "Market gap", "volatility_doubling": "Volatility doubling",
                 "correlation_spike": "Correlation spike", "sleeve_halt": "Sleeve stops trading"}
 
-def sleeve_moments(streams: pd.DataFrame, market: pd.Series, segment) -> pd.DataFrame:
-    "Per sleeve over `segment`: mean, std and market beta of daily returns (cash: beta 0)"
+def sleeve_moments(streams: pd.DataFrame, market: pd.Series, segment, *, cash: str = "cash") -> pd.DataFrame:
+    "Per sleeve over `segment`: mean, std and market beta of its daily returns on the days it has one (cash: beta 0)"
     window = streams.loc[pd.Timestamp(segment[0]): pd.Timestamp(segment[1])]
     if len(window) < 20:
         raise ValueError(f"the streams hold {len(window)} days of {list(segment)}: too few to estimate the sleeves' betas")
-    market_window = market.reindex(window.index).fillna(0.0).to_numpy()
-    centred = market_window - market_window.mean()
-    betas = {column: float(np.dot(window[column].to_numpy() - window[column].mean(), centred) / np.dot(centred, centred))
-             if column != "cash" else 0.0 for column in window.columns}
-    return pd.DataFrame({"mean": window.mean(), "std": window.std(ddof=1), "beta": pd.Series(betas)})
+    market_window = market.reindex(window.index).fillna(0.0)
+    rows = {}
+    for column in window.columns:
+        values = window[column]
+        valid = values.notna().to_numpy()
+        x, y = market_window.to_numpy()[valid], values.to_numpy()[valid]
+        if column == cash or valid.sum() < 20 or np.var(x) <= 0:  # cash, or too short a history: no beta
+            beta = 0.0
+        else:
+            beta = float(np.dot(y - y.mean(), x - x.mean()) / np.dot(x - x.mean(), x - x.mean()))
+        residual = y - y.mean() - beta * (x - x.mean())
+        rows[column] = {"mean": float(np.mean(y)) if valid.any() else 0.0,
+                        "std": float(np.std(y, ddof=1)) if valid.sum() > 1 else 0.0, "beta": beta,
+                        "residual_std": float(np.std(residual, ddof=1)) if valid.sum() > 1 else 0.0,
+                        "market_mean": float(market_window.mean()), "market_std": float(market_window.std(ddof=1))}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns, cash among them
                   market: pd.Series,  # daily market returns (the correlation spike's common factor)
@@ -107,6 +119,8 @@ def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns
                   scale: float = 2.0,  # volatility multiple
                   rho: float = 0.9,  # correlation of every sleeve with the market in the spike
                   sleeve: str | None = None,  # the sleeve that stops trading
+                  cash: str = "cash",  # the column no shock touches
+                  floor: float = -0.95,  # no shocked daily return falls below this (a price stays above 0)
                  ) -> pd.DataFrame:
     "A copy of `streams` with `shock` applied from `day` on (see the section text); rows before `day` are untouched"
     if shock not in SHOCKS:
@@ -115,11 +129,11 @@ def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns
     if day not in streams.index:
         raise ValueError(f"shock day {day.date()} is not a trading day of the streams "
                          f"({streams.index[0].date()}..{streams.index[-1].date()})")
-    if not -1 < gap < 0 or scale <= 0 or not 0 <= rho < 1 or int(duration) < 1:
+    if not -1 < gap < 0 or scale <= 0 or not 0 <= rho < 1 or int(duration) < 1 or not -1 < floor < 0:
         raise ValueError(f"shock settings out of range: gap {gap} (in (-1, 0)), scale {scale} (> 0), rho {rho} (in [0, 1)), "
-                         f"duration {duration} (>= 1)")
+                         f"duration {duration} (>= 1), floor {floor} (in (-1, 0))")
     shocked = streams.copy()
-    risky = [column for column in streams.columns if column != "cash"]
+    risky = [column for column in streams.columns if column != cash]
     first = streams.index.get_loc(day)
     rows = streams.index[first: first + (1 if shock == "market_gap" else int(duration))]
     values = streams.loc[rows, risky]
@@ -128,18 +142,17 @@ def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns
         shocked.loc[rows, risky] = values + beta * gap
     elif shock == "volatility_doubling":
         shocked.loc[rows, risky] = mean + scale * (values - mean)
-    elif shock == "correlation_spike":
-        factor = market.reindex(rows).fillna(0.0)
-        factor = (factor - factor.mean()) / (factor.std(ddof=1) if factor.std(ddof=1) > 0 else 1.0)
-        own = (values - mean) / std.where(std > 0, 1.0)
+    elif shock == "correlation_spike":  # every sleeve's correlation with the market set to rho, its volatility kept
+        market_mean, market_std = float(moments["market_mean"].iloc[0]), float(moments["market_std"].iloc[0])
+        factor = (market.reindex(rows).fillna(market_mean) - market_mean) / (market_std if market_std > 0 else 1.0)
+        residual_std = moments.loc[risky, "residual_std"]
+        own = (values - mean - np.outer(factor * market_std, beta)) / residual_std.where(residual_std > 0, 1.0)
         shocked.loc[rows, risky] = mean + std * (rho * factor.to_numpy()[:, None] + math.sqrt(1 - rho ** 2) * own)
     else:
         if sleeve not in risky:
             raise ValueError(f"sleeve_halt needs one of the risky sleeves {risky}, got {sleeve!r}")
         shocked.loc[rows, sleeve] = 0.0
-    low = shocked.to_numpy().min()
-    if low <= -1.0:
-        raise ValueError(f"shock {shock!r} drives a sleeve's daily return to {low:.3f} (<= -100%): lower the gap or scale")
+    shocked.loc[rows, risky] = shocked.loc[rows, risky].clip(lower=floor)  # NaN (not listed) stays NaN
     return shocked
 
 # %% ../nbs/05h_stress.ipynb #c017
@@ -170,16 +183,25 @@ def scenario_rows(name: str, label: str, days: pd.DatetimeIndex, replays: dict[s
             "strategies": {key: {run: path_statistics(frame[run], days) for run in frame.columns}
                            for key, frame in replays.items()}}
 
+def largest_holding(held: pd.DataFrame, day, *, cash: str = "cash") -> str:
+    "The risky sleeve with the largest mean weight over the days before `day` (known when the shock comes)"
+    before = held.loc[held.index < pd.Timestamp(day)].drop(columns=cash)
+    if before.empty:
+        raise ValueError(f"no holdings before {pd.Timestamp(day).date()} to choose the sleeve that stops trading from")
+    return str(before.mean().idxmax())
+
 def stress_replays(model_dirs: dict, streams: pd.DataFrame, regime: pd.DataFrame, market: pd.Series, segments: dict, *,
                    cost_bps, window: int, refit_every: int, best: str, windows: dict = CRASH_WINDOWS, lead: int = 63,
-                   horizon: int = 126, duration: int = 63, shock_offset: int = 63, halted: str | None = None,
-                   gap: float = -0.20, scale: float = 2.0, rho: float = 0.9, progress=None) -> dict:
+                   horizon: int = 126, duration: int = 63, shock_offset: int = 63,
+                   held: pd.DataFrame | None = None,  # the CIO's seed-mean held weights on the test days
+                   gap: float = -0.20, scale: float = 2.0, rho: float = 0.9, floor: float = -0.95,
+                   progress=None) -> dict:
     "Every crash window inside the data and every synthetic shock, for the policies and the baselines"
     dates = streams.index
-    inside, skipped = replayable_windows(windows, dates, lead=max(lead, window + 1))
+    inside, skipped = replayable_windows(windows, dates, lead=lead + window + 1)  # the baselines' fits need history
     report = {"windows": [], "shocks": [], "skipped": skipped,
               "settings": {"lead": lead, "horizon": horizon, "duration": duration, "shock_offset": shock_offset,
-                           "gap": gap, "scale": scale, "rho": rho}}
+                           "gap": gap, "scale": scale, "rho": rho, "floor": floor}}
     def replay(frame, span):
         runs = policy_replay(model_dirs, frame, regime, span)
         runs.update({key: series.to_frame("run") for key, series in
@@ -196,6 +218,7 @@ def stress_replays(model_dirs: dict, streams: pd.DataFrame, regime: pd.DataFrame
         raise ValueError(f"the test segment holds {len(test_dates)} days: too few for a shock {shock_offset} days in "
                          f"lasting {duration}")
     shock_day = test_dates[shock_offset]
+    halted = largest_holding(held, shock_day) if held is not None else None
     moments = sleeve_moments(streams, market, segments["cio_train"])
     shock_days = test_dates[shock_offset: shock_offset + duration]
     span = _span(shock_days, dates, lead, horizon)
@@ -203,7 +226,7 @@ def stress_replays(model_dirs: dict, streams: pd.DataFrame, regime: pd.DataFrame
     report["reference"] = scenario_rows("No shock", "test", shock_days, reference)
     for shock in SHOCKS:
         shocked = shock_streams(streams, market, shock, shock_day, moments, duration=duration, gap=gap, scale=scale,
-                                rho=rho, sleeve=halted)
+                                rho=rho, floor=floor, sleeve=halted)
         report["shocks"].append(scenario_rows(SHOCK_LABELS[shock], "test", shock_days, replay(shocked, span)))
         if progress:
             progress(shock)
@@ -242,3 +265,67 @@ def stress_frame(scenarios: list[dict],  # scenario_rows results
             rows.append(row)
             index.append(title)
     return pd.DataFrame(rows, index=pd.Index(index, name="Scenario"))
+
+# %% ../nbs/05h_stress.ipynb #c021
+def shock_prices(prices: pd.DataFrame,  # (n_days, n_assets) closes, NaN before a listing or after a delisting
+                 market: pd.Series, shock: str, day, moments: pd.DataFrame, *, cash: str, **options) -> pd.DataFrame:
+    "Prices whose daily returns carry `shock` from `day` on (shock_streams); rows before `day` are the same floats"
+    returns = prices.pct_change(fill_method=None)
+    shocked = shock_streams(returns, market, shock, day, moments, cash=cash, **options)
+    ratio = ((1.0 + shocked) / (1.0 + returns)).where(returns.notna(), 1.0)
+    ratio.loc[ratio.index < pd.Timestamp(day)] = 1.0
+    out = prices * ratio.cumprod()
+    out.loc[out.index < pd.Timestamp(day)] = prices.loc[prices.index < pd.Timestamp(day)]
+    return out
+
+def multi_asset_shock_replays(model_root,  # models/multi_asset: <role>/fold_<k>/seed_<s>
+                              inputs: dict,  # hrl_fund.multi_asset_results.read_multi_asset_inputs
+                              roles: list[str], seeds: list[int], shock_day, *, benchmark_settings: dict,
+                              vix: pd.Series | None = None,  # the VIX closes the models were trained with (their regime)
+                              duration: int = 63, horizon: int = 126,
+                              held: pd.DataFrame | None = None,  # the agent's seed-mean held weights on its test days
+                              gap: float = -0.20, scale: float = 2.0, rho: float = 0.9, progress=None) -> dict:
+    "The unshocked reference and every shock, replayed by each (role, seed) model of the fold holding `shock_day`"
+    from pathlib import Path
+
+    from hrl_fund.multi_asset_env import multi_asset_arrays
+    from hrl_fund.multi_asset_results import run_benchmarks
+    from hrl_fund.multi_asset_training import run_policy
+    prices, meta, env_settings, cash = inputs["prices"], inputs["meta"], inputs["env"], inputs["cash"]
+    shock_day = pd.Timestamp(shock_day)
+    folds = [fold for fold in inputs["report"]["folds"]
+             if pd.Timestamp(fold["test"][0]) <= shock_day <= pd.Timestamp(fold["test"][1])]
+    if not folds:
+        raise ValueError(f"no walk-forward fold's test block holds the shock day {shock_day.date()}")
+    fold = folds[0]
+    dates = prices.index
+    block = dates[(dates >= pd.Timestamp(fold["test"][0])) & (dates <= pd.Timestamp(fold["test"][1]))]
+    shock_days = block[block >= shock_day][:duration]
+    end = block[min(block.get_loc(shock_days[-1]) + horizon, len(block) - 1)]
+    span = (str(block[0].date()), str(end.date()))
+    market_name = env_settings.get("market") or "SP500"
+    if market_name not in prices.columns:
+        raise ValueError(f"the multi-asset panel has no market column {market_name!r} for the shocks")
+    market = prices[market_name].pct_change(fill_method=None)
+    halted = largest_holding(held, shock_days[0], cash=cash) if held is not None else None
+    moments = sleeve_moments(prices.pct_change(fill_method=None), market, fold["train"], cash=cash)
+    def replay(panel: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        arrays = multi_asset_arrays(panel, meta, feature_names=env_settings["feature_names"],
+                                    market=env_settings.get("market"), vix=vix)  # as stage 04 built them
+        runs = {role: pd.DataFrame({f"seed_{seed}": run_policy(Path(model_root) / role / f"fold_{fold['fold']}" /
+                                                                 f"seed_{seed}", arrays, span)[0]["return"]
+                                    for seed in seeds}) for role in roles}
+        benchmarks = run_benchmarks(None, meta, env_settings, span, arrays=arrays, **benchmark_settings)
+        runs.update({name: result["returns"].to_frame("run") for name, result in benchmarks.items()})
+        return runs
+    report = {"fold": int(fold["fold"]), "span": list(span), "shock_day": str(shock_days[0].date()),
+              "reference": scenario_rows("No shock", "test", shock_days, replay(prices)), "shocks": [],
+              "settings": {"duration": duration, "horizon": horizon, "gap": gap, "scale": scale, "rho": rho},
+              "halted": halted}
+    for shock in SHOCKS:
+        panel = shock_prices(prices, market, shock, shock_days[0], moments, cash=cash, duration=duration, gap=gap,
+                             scale=scale, rho=rho, sleeve=halted)
+        report["shocks"].append(scenario_rows(SHOCK_LABELS[shock], "test", shock_days, replay(panel)))
+        if progress:
+            progress(shock)
+    return report
