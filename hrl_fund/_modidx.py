@@ -1240,6 +1240,7 @@ d = { 'settings': { 'branch': 'main',
                                                                           'hrl_fund/training.py')},
             'hrl_fund.views': { 'hrl_fund.views._stable_matplotlib': ('views.html#_stable_matplotlib', 'hrl_fund/views.py'),
                                 'hrl_fund.views.equity_csv': ('views.html#equity_csv', 'hrl_fund/views.py'),
+                                'hrl_fund.views.evaluations_curve_csv': ('views.html#evaluations_curve_csv', 'hrl_fund/views.py'),
                                 'hrl_fund.views.learning_curve_csv': ('views.html#learning_curve_csv', 'hrl_fund/views.py'),
                                 'hrl_fund.views.offline_html': ('views.html#offline_html', 'hrl_fund/views.py'),
                                 'hrl_fund.views.write_tearsheet': ('views.html#write_tearsheet', 'hrl_fund/views.py')}}}

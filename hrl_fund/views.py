@@ -21,7 +21,7 @@ import pandas as pd
 from .config import atomic_path, write_text
 
 # %% auto #0
-__all__ = ['offline_html', 'write_tearsheet', 'equity_csv', 'learning_curve_csv']
+__all__ = ['offline_html', 'write_tearsheet', 'equity_csv', 'learning_curve_csv', 'evaluations_curve_csv']
 
 # %% ../nbs/05g_views.ipynb #c005
 _REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -90,6 +90,19 @@ def learning_curve_csv(report: dict,  # reports/specialists/<name>.json
               for seed, entry in report.get("training", {}).items() if entry.get("learning_curve")}
     if not curves:
         raise ValueError(f"the report of {report.get('specialist', '?')} holds no learning curve: rerun stage 02")
+    frame = pd.DataFrame(curves).sort_index()
+    out = pd.DataFrame({"mean": frame.mean(axis=1), "low": frame.min(axis=1), "high": frame.max(axis=1)})
+    return write_text(path, out.rename_axis("timesteps").to_csv(float_format="%.8g", lineterminator="\n"))
+def evaluations_curve_csv(folders: list,  # SB3 EvalCallback log folders (evaluations.npz), one per seed
+                          path: str | Path) -> Path:
+    "timesteps, mean, low, high over the seeds of the mean validation reward SB3's EvalCallback logged"
+    curves = {}
+    for folder in folders:
+        log = Path(folder) / "evaluations.npz"
+        if not log.exists():
+            raise FileNotFoundError(f"{log} is missing: the training stage writes it")
+        with np.load(log) as data:
+            curves[str(folder)] = pd.Series(data["results"].mean(axis=1), index=data["timesteps"])
     frame = pd.DataFrame(curves).sort_index()
     out = pd.DataFrame({"mean": frame.mean(axis=1), "low": frame.min(axis=1), "high": frame.max(axis=1)})
     return write_text(path, out.rename_axis("timesteps").to_csv(float_format="%.8g", lineterminator="\n"))

@@ -147,7 +147,7 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     assert len(stress["multi_asset_shocks"]["shocks"]) == 4
     run([DVC, "plots", "show", "-o", "dvc_plots"], reproduced)
     page = (reproduced / "dvc_plots/index.html").read_text()
-    assert "Fund equity" in page and "learning curves" in page
+    assert "Fund equity" in page and "learning curves" in page and "CIO learning curves" in page
     validation = json.loads((reproduced / "reports/env_validation.json").read_text())
     assert sorted(validation) == sorted(params_specialists(reproduced))
     assert all(check["passed"] for block in validation.values() for check in block["checks"])
