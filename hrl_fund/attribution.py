@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from .evaluation import display_name, latex_number, market_correlation
+from .evaluation import _mean_std_cell, display_name, latex_number, market_correlation
 from .metrics import annual_return, max_drawdown, sharpe_ratio
 
 # %% auto #0
@@ -66,8 +66,7 @@ def specialist_frame(metrics: dict[str, dict], algorithms: dict[str, str] | None
         agent_row = {}
         for metric, column in SPECIALIST_METRICS.items():
             mean, std = _paper(metric, agent[metric].mean()), _paper(metric, agent[metric].std(ddof=1))
-            agent_row[column] = (latex_number(mean).rstrip("$") + r" \pm " + latex_number(std).lstrip("$")
-                                 if not math.isnan(mean) else "--")
+            agent_row[column] = _mean_std_cell(mean, std) if not math.isnan(mean) else "--"
         agent_row["Ahead"] = "yes" if agent["sharpe_ratio"].mean() >= baseline["sharpe_ratio"] else "no"
         rows[f"{label} agent" + (f" ({algorithm})" if algorithm else "")] = agent_row
         rows[f"{label} rule"] = {**{column: latex_number(_paper(metric, baseline[metric]))
@@ -138,8 +137,8 @@ def attribution_frame(per_seed: dict[str, pd.DataFrame]) -> pd.DataFrame:
     stacked = np.stack([frame.to_numpy() for frame in yearly.values()])  # (n_seeds, n_years, n_parts)
     reference = next(iter(yearly.values()))
     mean, std = 100 * stacked.mean(axis=0), 100 * (stacked.std(axis=0, ddof=1) if len(yearly) > 1 else np.full(stacked.shape[1:], np.nan))
-    cells = [[latex_number(m).rstrip("$") + (r" \pm " + latex_number(s).lstrip("$") if not np.isnan(s) else "$")
-              for m, s in zip(mean_row, std_row, strict=True)] for mean_row, std_row in zip(mean, std, strict=True)]
+    cells = [[_mean_std_cell(m, s) for m, s in zip(mean_row, std_row, strict=True)]
+             for mean_row, std_row in zip(mean, std, strict=True)]
     return pd.DataFrame(cells, index=pd.Index(reference.index, name="Year"),
                         columns=[ATTRIBUTION_LABELS[part] for part in reference.columns])
 

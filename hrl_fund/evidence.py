@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .config import save_figure, write_json
-from .evaluation import _drifted, cost_rates, latex_macros, latex_number, latex_table, macro_name
+from .evaluation import _drifted, _mean_std_cell, cost_rates, latex_macros, latex_number, latex_table, macro_name
 from .statistics import (BOOTSTRAP_STATISTICS, _resampled_statistics, block_length, bootstrap_statistics,
                                  deflated_sharpe_ratio, expected_max_sharpe, minimum_track_record,
                                  probabilistic_sharpe_ratio, sharpe_difference, cost_sensitivity, break_even_cost)
@@ -345,9 +345,7 @@ def interval_frame(evidence: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("Strategy")
 
 def _mean_std(mean: float, std: float) -> str:
-    if math.isinf(mean):
-        return r"$\infty$"
-    return "$" + _cell(mean) + (r" \pm " + _cell(std) if not math.isnan(std) else "") + "$"
+    return r"$\infty$" if math.isinf(mean) else _mean_std_cell(mean, std)
 
 def selection_table_frame(evidence: dict) -> pd.DataFrame:
     "Strategies x [trials, luck Sharpe, PSR, DSR, minimum track record]"
