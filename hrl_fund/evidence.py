@@ -117,13 +117,25 @@ def recorded_trials(entries: dict[str, list[tuple[str, dict]]],  # source -> [(w
         raise ValueError(f"{report} records no configurations tried ({counts}): rerun {stage}")
     return counts
 
-def fund_trials(report: dict) -> dict[str, int]:  # source -> configurations tried
-    "Configurations stage 04 tried, read from reports/cio_training.json: every validation checkpoint of every policy and seed"
+def fund_trials(report: dict,  # reports/cio_training.json
+                specialists: dict | None = None,  # reports/specialists.json (None: the CIO's checkpoints only)
+               ) -> dict[str, int]:  # source -> configurations tried
+    "Configurations the fund's stages tried: every checkpoint stage 04 scored on cio_val and stage 02 on specialist_val"
     entries = {f"{policy} checkpoints scored on cio_val": [(f"policy {policy} {seed}", run)
                                                             for seed, run in entry.get("seeds", {}).items()]
                for policy, entry in report.get("policies", {}).items()}
-    return recorded_trials(entries, report="reports/cio_training.json", what="checkpoints scored on cio_val",
-                           stage="stage 04", tuning=report.get("tuning_trials", 0))
+    counts = recorded_trials(entries, report="reports/cio_training.json", what="checkpoints scored on cio_val",
+                             stage="stage 04", tuning=report.get("tuning_trials", 0))
+    for name, specialist in (specialists or {}).get("specialists", {}).items():
+        if not specialist.get("training"):
+            raise ValueError(f"reports/specialists.json: specialist {name!r} records no training runs: rerun stage 02")
+        for seed, run in specialist["training"].items():
+            if "learning_curve" not in run:
+                raise ValueError(f"reports/specialists.json: specialist {name!r} {seed} records no learning curve "
+                                 "(the checkpoints it scored on specialist_val): rerun stage 02")
+        counts[f"{name} checkpoints scored on specialist_val"] = sum(len(run["learning_curve"])
+                                                                     for run in specialist["training"].values())
+    return counts
 
 def fund_strategies(evaluation: dict,  # hrl_fund.evaluation.evaluate's result
                     trials: dict[str, int],  # fund_trials
@@ -464,7 +476,9 @@ def write_evidence(evidence: dict, out: str | Path, *, stem: str,  # file names:
                    prefix: str,  # macro prefix, letters only
                    policy: str,  # the strategy the text is about
                    captions: dict[str, str], labels: dict[str, str], report_path: str,
-                   pipeline_bps: float | None = None) -> list[str]:  # paths written, relative to out
+                   pipeline_bps: float | None = None,
+                   extra_numbers: dict | None = None,  # more macros for the text, written beside evidence_numbers'
+                  ) -> list[str]:  # paths written, relative to out
     "Write one system's evidence tables, figure, macros and report under `out`"
     out = Path(out)
     generated = out / "paper/generated"
@@ -475,6 +489,6 @@ def write_evidence(evidence: dict, out: str | Path, *, stem: str,  # file names:
     labels_by_key = {key: entry["label"] for key, entry in evidence["strategies"].items()}
     save_figure(cost_figure(evidence["curves"], evidence["cost_runs"], labels_by_key, pipeline_bps=pipeline_bps),
                 generated / f"{stem}_costs.pdf")
-    latex_macros(evidence_numbers(evidence, prefix, policy), generated / f"{stem}_numbers.tex")
+    latex_macros({**evidence_numbers(evidence, prefix, policy), **(extra_numbers or {})}, generated / f"{stem}_numbers.tex")
     write_json(out / report_path, evidence_report(evidence))
     return [f"paper/generated/{stem}_{name}" for name in EVIDENCE_FILES] + [report_path]

@@ -8,6 +8,7 @@ Docs: https://hrl-fund.github.io/hrl_fund/stress.html.md"""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,12 @@ import pandas as pd
 from .evaluation import SKFOLIO_BASELINES, constant_targets, latex_escape, latex_number, rolling_targets, run_targets
 
 # %% auto #0
-__all__ = ['CRASH_WINDOWS', 'SEGMENT_LABELS', 'SHOCKS', 'SHOCK_LABELS', 'STRESS_MEASURES', 'window_days', 'window_label',
-           'replayable_windows', 'path_statistics', 'sleeve_moments', 'shock_streams', 'baseline_replay',
-           'policy_replay', 'scenario_rows', 'largest_holding', 'stress_replays', 'report_scenarios', 'stress_frame',
-           'shock_prices', 'multi_asset_shock_replays']
+__all__ = ['CRASH_WINDOWS', 'SEGMENT_LABELS', 'SHOCKS', 'SHOCK_LABELS', 'STRESS_MEASURES', 'SPECIALIST_SEGMENT_LABELS',
+           'SPECIALIST_SHOCK_LABELS', 'window_days', 'window_label', 'replayable_windows', 'path_statistics',
+           'sleeve_moments', 'shock_streams', 'baseline_replay', 'policy_replay', 'scenario_rows', 'largest_holding',
+           'stress_replays', 'report_scenarios', 'stress_frame', 'shock_prices', 'multi_asset_shock_replays',
+           'specialist_windows', 'first_difference', 'specialist_shock_replays', 'specialist_stress_frame',
+           'specialist_shock_scenarios']
 
 # %% ../nbs/05h_stress.ipynb #c006
 CRASH_WINDOWS = {"Lehman crash": ("2008-09-01", "2009-03-31"), "US downgrade": ("2011-08-01", "2011-08-31"),
@@ -40,12 +43,14 @@ def window_days(name: str, span, dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
         raise ValueError(f"stress window {name!r} ({start.date()}..{end.date()}) holds {len(days)} trading days")
     return days
 
-def window_label(days: pd.DatetimeIndex, segments: dict) -> str:
-    "The most in-sample segment the window touches: in-sample (a training segment), validation, or test"
+def window_label(days: pd.DatetimeIndex, segments: dict,
+                 labels: dict[str, str] = SEGMENT_LABELS,  # segment -> label, the most in-sample labels first
+                ) -> str:
+    "The most in-sample label of the segments the window touches (for the CIO: in-sample, validation, or test)"
     touched = [name for name, (start, end) in segments.items()
-               if name in SEGMENT_LABELS and days[0] <= pd.Timestamp(end) and days[-1] >= pd.Timestamp(start)]
-    for label in ("in-sample", "validation", "test"):
-        if any(SEGMENT_LABELS[name] == label for name in touched):
+               if name in labels and days[0] <= pd.Timestamp(end) and days[-1] >= pd.Timestamp(start)]
+    for label in dict.fromkeys(labels.values()):
+        if any(labels[name] == label for name in touched):
             return label
     return "outside the segments"
 
@@ -118,7 +123,7 @@ def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns
                   gap: float = -0.20,  # the market's move on the gap day
                   scale: float = 2.0,  # volatility multiple
                   rho: float = 0.9,  # correlation of every sleeve with the market in the spike
-                  sleeve: str | None = None,  # the sleeve that stops trading
+                  sleeve: str | list[str] | None = None,  # the sleeve (or sleeves) that stop trading
                   cash: str = "cash",  # the column no shock touches
                   floor: float = -0.95,  # no shocked daily return falls below this (a price stays above 0)
                  ) -> pd.DataFrame:
@@ -149,9 +154,10 @@ def shock_streams(streams: pd.DataFrame,  # (n_days, n_assets) daily net returns
         own = (values - mean - np.outer(factor * market_std, beta)) / residual_std.where(residual_std > 0, 1.0)
         shocked.loc[rows, risky] = mean + std * (rho * factor.to_numpy()[:, None] + math.sqrt(1 - rho ** 2) * own)
     else:
-        if sleeve not in risky:
-            raise ValueError(f"sleeve_halt needs one of the risky sleeves {risky}, got {sleeve!r}")
-        shocked.loc[rows, sleeve] = 0.0
+        halted = [sleeve] if isinstance(sleeve, str) else list(sleeve or [])
+        if not halted or any(column not in risky for column in halted):
+            raise ValueError(f"sleeve_halt needs one or more of the risky sleeves {risky}, got {sleeve!r}")
+        shocked.loc[rows, halted] = 0.0
     shocked.loc[rows, risky] = shocked.loc[rows, risky].clip(lower=floor)  # NaN (not listed) stays NaN
     return shocked
 
@@ -329,3 +335,142 @@ def multi_asset_shock_replays(model_root,  # models/multi_asset: <role>/fold_<k>
         if progress:
             progress(shock)
     return report
+
+# %% ../nbs/05h_stress.ipynb #c025
+SPECIALIST_SEGMENT_LABELS = {"specialist_train": "in-sample", "specialist_val": "validation",
+                             "cio_train": "out of sample", "cio_val": "out of sample", "test": "test"}
+SPECIALIST_SHOCK_LABELS = {**SHOCK_LABELS, "sleeve_halt": "Inputs stop trading"}
+
+def _seed_columns(name: str, frame: pd.DataFrame, seeds: list) -> list[str]:
+    columns = [f"seed_{seed}" for seed in seeds]
+    missing = [column for column in [*columns, "baseline"] if column not in frame.columns]
+    if missing:
+        raise ValueError(f"specialist {name!r}: its returns have no column {missing} (has {list(frame.columns)}): "
+                         f"rerun stage 02 (train_specialist@{name}) with seeds {list(seeds)}")
+    return columns
+
+def specialist_windows(returns: dict[str, pd.DataFrame],  # specialist -> stage 02's returns (seed_<k>, baseline)
+                       seeds: list, segments: dict, *, windows: dict = CRASH_WINDOWS) -> tuple[list[dict], dict]:
+    "(scenarios, skipped windows): every crash window inside the specialists' record, each one's seeds and rule on it"
+    if not returns:
+        raise ValueError("no specialist returns to read the crash windows from")
+    dates = next(iter(returns.values())).index
+    for name, frame in returns.items():
+        if not frame.index.equals(dates):
+            raise ValueError(f"specialist {name!r}: its returns cover {frame.index[0].date()}..{frame.index[-1].date()}, "
+                             f"not the {dates[0].date()}..{dates[-1].date()} of the others")
+    inside, skipped = replayable_windows(windows, dates, lead=0)
+    scenarios = []
+    for window, days in inside.items():
+        replays = {}
+        for name, frame in returns.items():
+            replays[f"{name}/agent"] = frame[_seed_columns(name, frame, seeds)]
+            replays[f"{name}/rule"] = frame[["baseline"]].rename(columns={"baseline": "run"})
+        scenarios.append(scenario_rows(window, window_label(days, segments, SPECIALIST_SEGMENT_LABELS), days, replays))
+    return scenarios, skipped
+
+def _recording(policy, seen: list):
+    "`policy`, keeping a copy of every observation it is shown"
+    def act(observation):
+        seen.append(np.array(observation, dtype=np.float64, copy=True))
+        return policy(observation)
+    return act
+
+def first_difference(reference: list, shocked: list, dates: pd.DatetimeIndex) -> str | None:
+    "The close whose observation first differs ('reset' for the first one; observation k >= 1 is step k-1's, on dates[k-1])"
+    for position, (a, b) in enumerate(zip(reference, shocked, strict=False)):
+        if not np.array_equal(a, b, equal_nan=True):
+            return "reset" if position == 0 else str(dates[position - 1].date())
+    return None if len(reference) == len(shocked) else str(dates[min(len(reference), len(shocked)) - 1].date())
+
+def specialist_shock_replays(name: str, env_id: str,
+                             env_kwargs: dict,  # stage 02's env kwargs (hrl_fund.training.specialist_settings), no prices
+                             rule,  # env -> policy: the specialist's primary classical rule
+                             prices: pd.DataFrame,  # the fund panel the envs read (stage 00's prices.parquet)
+                             market: pd.Series,  # daily S&P 500 returns
+                             moments: pd.DataFrame,  # sleeve_moments of the panel's returns on a segment before the shock
+                             shock_day, *, model_root=None,  # models/specialists/<name>: seed_<k> folders (None: rule only)
+                             seeds: list = (), lead: int = 63, duration: int = 63, horizon: int = 126,
+                             gap: float = -0.20, scale: float = 2.0, rho: float = 0.9, floor: float = -0.95) -> dict:
+    "The unshocked reference and every shock: specialist `name`'s seeds and rule replayed in its env on the shocked panel"
+    import gymnasium as gym
+
+    from hrl_fund.training import load_specialist, pad_after_termination, run_policy
+    dates, shock_day = prices.index, pd.Timestamp(shock_day)
+    if shock_day not in dates:
+        raise ValueError(f"shock day {shock_day.date()} is not a trading day of the panel ({dates[0].date()}..{dates[-1].date()})")
+    shock_days = dates[dates.get_loc(shock_day): dates.get_loc(shock_day) + int(duration)]
+    span = _span(shock_days, dates, lead, horizon)
+    def replay(panel: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list, pd.DatetimeIndex]:
+        env = gym.make(env_id, **{**env_kwargs, "prices": panel, "segment": span, "episode_length": None})
+        seen: list = []
+        runs = {"rule": run_policy(_recording(rule(env), seen), env)}
+        if model_root is not None:
+            runs.update({f"seed_{seed}": run_policy(load_specialist(Path(model_root) / f"seed_{seed}", env, device="cpu"), env)
+                         for seed in seeds})
+        calendar = max((run.index for run in runs.values()), key=len)  # a run that was ruined stops early: book closed
+        padded = {key: pad_after_termination(run, calendar)["return"] for key, run in runs.items()}
+        frames = {"rule": padded.pop("rule").to_frame("run")}
+        if padded:
+            frames = {"agent": pd.DataFrame(padded), **frames}
+        return frames, seen, calendar
+    reference, seen_reference, calendar = replay(prices)
+    report = {"specialist": name, "span": list(span), "shock_day": str(shock_day.date()),
+              "reference": scenario_rows("No shock", "test", shock_days, reference), "shocks": [], "reached": {},
+              "settings": {"lead": lead, "duration": duration, "horizon": horizon, "gap": gap, "scale": scale,
+                           "rho": rho, "floor": floor}}
+    for shock in SHOCKS:
+        panel = shock_prices(prices, market, shock, shock_day, moments, cash=None, duration=duration, gap=gap,
+                             scale=scale, rho=rho, floor=floor, sleeve=list(prices.columns))
+        frames, seen, shocked_calendar = replay(panel)
+        changed = first_difference(seen_reference, seen, calendar if len(calendar) <= len(shocked_calendar)
+                                   else shocked_calendar)
+        if changed is not None and (changed == "reset" or pd.Timestamp(changed) < shock_day):
+            raise AssertionError(f"{name}: the {shock} shock from {shock_day.date()} changed the rule's observation at "
+                                 f"{changed}, before it: a look-ahead in {env_id}")
+        report["reached"][shock] = changed
+        report["shocks"].append(scenario_rows(SPECIALIST_SHOCK_LABELS[shock], "test", shock_days, frames))
+    return report
+
+def specialist_stress_frame(scenarios: list[dict],  # specialist_windows scenarios, or a replay's reference and shocks
+                            names: dict[str, str],  # specialist -> its row label
+                            reached: dict[str, dict] | None = None,  # specialist -> shock -> first changed close (None: never)
+                            algorithms: dict[str, str] | None = None,  # specialist -> its SB3 algorithm, shown beside "agent"
+                           ) -> pd.DataFrame:
+    "Rows: each specialist's agent (mean over seeds) and rule; columns: scenarios; cells: loss (max drawdown), percent"
+    shock_keys = {label: key for key, label in SPECIALIST_SHOCK_LABELS.items()}
+    rows, index = [], []
+    for name, label in names.items():
+        for role in ("agent", "rule"):
+            algorithm = (algorithms or {}).get(name) if role == "agent" else None
+            row = {"Policy": f"{role} ({algorithm})" if algorithm else role}
+            for scenario in scenarios:
+                runs = scenario["strategies"].get(f"{name}/{role}")
+                shock = shock_keys.get(scenario["name"])
+                if runs is None:
+                    row[scenario["name"]] = "--"
+                elif reached is not None and shock is not None and reached.get(name, {}).get(shock, "") is None:
+                    row[scenario["name"]] = "n.r."
+                else:
+                    loss, drawdown = (_summary(runs, measure) for measure in ("loss", "max_drawdown"))
+                    row[scenario["name"]] = f"{latex_number(100 * loss, '{:.1f}')} ({latex_number(100 * drawdown, '{:.1f}')})"
+            rows.append(row)
+            index.append(label if role == "agent" else "")
+    return pd.DataFrame(rows, index=pd.Index(index, name="Specialist"))
+
+def specialist_shock_scenarios(reports: dict[str, dict]) -> list[dict]:
+    "Every specialist's specialist_shock_replays report merged into one list of scenarios, strategies keyed <name>/<role>"
+    if not reports:
+        raise ValueError("no specialist shock reports to merge")
+    ordered = {name: [report["reference"], *report["shocks"]] for name, report in reports.items()}
+    first = next(iter(ordered.values()))
+    merged = []
+    for position, scenario in enumerate(first):
+        names = {scenarios[position]["name"] for scenarios in ordered.values()}
+        if names != {scenario["name"]}:
+            raise ValueError(f"the specialists' shock reports are out of step at scenario {position}: {sorted(names)}")
+        merged.append({**{key: scenario[key] for key in ("name", "label", "start", "end", "days")},
+                       "strategies": {f"{name}/{role}": runs for name, scenarios in ordered.items()
+                                      for role, runs in scenarios[position]["strategies"].items()}})
+    return merged
+

@@ -24,7 +24,8 @@ EVIDENCE_FILES = [f"{stem}_{name}" for stem in ("evidence", "multi_asset_evidenc
                   for name in ("intervals_table.tex", "selection_table.tex", "paired_table.tex", "costs_table.tex",
                                "costs.pdf", "numbers.tex")] + [
     "specialists_test_table.tex", "attribution_table.tex", "attribution_rolling.pdf", "attribution_numbers.tex",
-    "stress_table.tex", "stress_numbers.tex", "multi_asset_crash_table.tex", "multi_asset_shock_table.tex"]
+    "stress_table.tex", "stress_numbers.tex", "multi_asset_crash_table.tex", "multi_asset_shock_table.tex",
+    "specialist_crash_table.tex", "specialist_shock_table.tex", "specialist_stress_numbers.tex"]
 
 
 def smoke_params(params: dict) -> dict:
@@ -145,6 +146,12 @@ def test_repro_builds_everything_to_the_pdf(reproduced):
     stress = json.loads((reproduced / "reports/stress.json").read_text())
     assert len(stress["shocks"]) == 4 and stress["windows"], stress["skipped"]
     assert len(stress["multi_asset_shocks"]["shocks"]) == 4
+    specialist_stress = json.loads((reproduced / "reports/specialist_stress.json").read_text())
+    assert sorted(specialist_stress["shocks"]) == sorted(params_specialists(reproduced))
+    for name, report in specialist_stress["shocks"].items():  # every seed and the rule under each shock
+        assert len(report["shocks"]) == 4 and len(report["reference"]["strategies"]["agent"]) == 2, name
+        assert all(day is None or day >= report["shock_day"] for day in report["reached"].values()), (name, report["reached"])
+    assert specialist_stress["shocks"]["stat_arb"]["reached"]["market_gap"] == specialist_stress["shocks"]["stat_arb"]["shock_day"]
     run([DVC, "plots", "show", "-o", "dvc_plots"], reproduced)
     page = (reproduced / "dvc_plots/index.html").read_text()
     assert "Fund equity" in page and "learning curves" in page and "CIO learning curves" in page

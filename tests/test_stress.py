@@ -58,7 +58,7 @@ def test_bad_shock_settings_are_named():
     day = streams.index[200]
     with pytest.raises(ValueError, match="rho 1.5"):
         shock_streams(streams, market, "correlation_spike", day, moments, rho=1.5)
-    with pytest.raises(ValueError, match="sleeve_halt needs one of the risky sleeves"):
+    with pytest.raises(ValueError, match="sleeve_halt needs one or more of the risky sleeves"):
         shock_streams(streams, market, "sleeve_halt", day, moments, sleeve="cash")
     with pytest.raises(ValueError, match="too few to estimate"):
         sleeve_moments(streams, market, ("1990-01-01", "1990-01-10"))
