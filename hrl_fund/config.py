@@ -160,6 +160,7 @@ PARAMS_SCHEMA = {
     "cio": OPEN,
     "backtest": OPEN,
     "multi_asset": OPEN,
+    "serving": OPEN,
 }
 
 def _type_name(kind) -> str:
