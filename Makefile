@@ -2,6 +2,7 @@
 #   make repro   set up, get the raw data, run the whole DVC pipeline through to paper/main.pdf
 #   make test    set up, get the raw data, run the notebook tests and the pytest suite
 #   make lab     set up, open JupyterLab on the notebooks
+#   make serve   set up, serve the committed default model on 127.0.0.1:8000
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
@@ -12,7 +13,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup tex data repro test lint test-notebooks test-pytest lab export bench-data bench-envs
+.PHONY: setup tex data repro test lint test-notebooks test-pytest lab serve export bench-data bench-envs
 
 setup: $(STAMP)
 
@@ -65,6 +66,10 @@ test-pytest:
 
 lab: setup data
 	$(BIN)/jupyter lab --notebook-dir=nbs
+
+# The inference service on the committed default model (registry/), http://127.0.0.1:8000 (docs at /docs)
+serve: setup
+	$(BIN)/python -m hrl_fund.service serve
 
 # Build every processed dataset and feature set from the raw snapshot; wall time and peak memory to reports/bench/data.json
 bench-data: setup data
