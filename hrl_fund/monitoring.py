@@ -35,7 +35,7 @@ class MonitoringSettings:
     "The drift, performance and retrain-trigger settings of params.yaml's serving.monitoring block, checked on construction"
     psi_threshold: float = 0.25  # per-feature PSI above which the feature has drifted
     ks_threshold: float = 0.2  # per-feature KS statistic above which the feature has drifted
-    window: int = 63  # live days in each drift and performance comparison
+    window: int = 126  # live days in each drift and performance comparison
     min_days: int = 21  # fewer live days than this and nothing is judged
     drift_share: float = 0.25  # share of judged features drifted at which the model has drifted
     underperformance: float = 0.10  # annualised return shortfall against a benchmark above which the fund underperforms

@@ -33,7 +33,8 @@ def settings():
     return MonitoringSettings.from_params(load_params(REPO / "params.yaml")["serving"]["monitoring"])
 
 
-def _day(settings, n_live=100, seed=0, shift=0.0):
+def _day(settings, n_live=None, seed=0, shift=0.0):
+    n_live = settings.window + 37 if n_live is None else n_live  # more live days than the window looks at
     rng = np.random.default_rng(seed)
     names = ["momentum", 'odd "name"\\with\nbreaks', "vix_pct_252"]
     reference = rng.standard_normal((800, 3))
@@ -97,7 +98,7 @@ def test_ks_equals_scipy_and_both_statistics_ignore_monotone_transforms(seed):
 
 
 def test_the_vectorised_table_equals_the_one_feature_functions(settings):
-    reference, live, names, _, _ = _day(settings)
+    reference, live, names, _, _ = _day(settings, n_live=100)
     reference[:300, 0] = np.nan
     reference[:, 1] = reference[:, 1].round(0)  # a few heavily tied values
     frame = feature_drift(reference, live, names, settings, bins=7)
@@ -119,7 +120,7 @@ def test_a_shift_is_seen_and_sameness_is_not(settings):
 
 
 def test_the_committed_settings_validate_and_bad_ones_are_named(settings):
-    assert settings.window == 63 and settings.persist_days == 5
+    assert settings.window == 126 and settings.persist_days == 5
     for block, message in [({"psi_threshold": 2}, "serving.monitoring.psi_threshold must be a number in (0, 1], got 2"),
                            ({"ks_threshold": -0.2}, "serving.monitoring.ks_threshold must be a number in (0, 1], got -0.2"),
                            ({"drift_share": 1.01}, "serving.monitoring.drift_share must be a number in (0, 1], got 1.01"),
