@@ -176,6 +176,21 @@ def test_same_seed_same_results(reproduced):
     assert before == after
 
 
+def _paper_bytes(root: Path) -> dict[str, str]:
+    "sha256 of every file a reader of the paper sees: paper/generated/* and paper/main.pdf"
+    files = sorted(path for path in (root / "paper/generated").rglob("*") if path.is_file()) + [root / "paper/main.pdf"]
+    return {str(path.relative_to(root)): sha256(path) for path in files}
+
+
+def test_a_second_full_run_gives_the_same_paper_bytes(reproduced):
+    before = _paper_bytes(reproduced)
+    assert len(before) > 40, sorted(before)
+    run([DVC, "repro", "--force"], reproduced, timeout=1800)  # every stage again, data to PDF, same parameters
+    after = _paper_bytes(reproduced)
+    differing = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not differing, f"a second run with the same parameters changed {differing}"
+
+
 def test_exp_run_reruns_training_and_downstream_only(reproduced):
     result = run([DVC, "exp", "run", "-S", "algo.lr=0.0003"], reproduced, timeout=1800)
     ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
